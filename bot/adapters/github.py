@@ -1,0 +1,329 @@
+"""GitHub's REST API for the App: JWT, installation tokens, the calls the worker makes.
+
+Owns authentication, caching (tokens until shortly before they expire, config files by
+ETag, permissions for a few minutes), pacing of content-creating calls, and mapping HTTP
+answers to `GitHubError`. It decides nothing about issues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jwt
+
+from bot import __version__
+from bot.events import Comment, User
+from bot.ports import GitHubError, is_transient_status
+from bot.settings import Settings
+
+API_VERSION = "2022-11-28"
+TOKEN_REFRESH_MARGIN = 5 * 60  # renew an installation token this long before it expires
+CONFIG_TTL = 60.0  # a changed .github/tembo.yml is seen within a minute
+PERMISSION_TTL = 300.0
+MAX_COMMENT_PAGES = 10
+
+
+def app_jwt(app_id: str, private_key: str, now: float | None = None) -> str:
+    """The App's JSON Web Token: RS256, issued 60 s ago against clock drift, valid 9 minutes."""
+    now = int(time.time() if now is None else now)
+    claims = {"iat": now - 60, "exp": now + 9 * 60, "iss": app_id}
+    return jwt.encode(claims, private_key, algorithm="RS256")
+
+
+def _retry_after(response: httpx.Response, now: float) -> float | None:
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return max(float(header), 0.0)
+        except ValueError:
+            return None
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        reset = response.headers.get("x-ratelimit-reset")
+        if reset and reset.isdigit():
+            return max(float(reset) - now, 1.0)
+    return None
+
+
+def error_for(response: httpx.Response, now: float | None = None) -> GitHubError:
+    now = time.time() if now is None else now
+    try:
+        message = str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        message = response.text[:200]
+    status = response.status_code
+    retry_after = _retry_after(response, now)
+    # A 403 is a rate limit when GitHub says so; otherwise it is a missing permission.
+    limited = status == 403 and (retry_after is not None or "rate limit" in message.lower())
+    if limited and retry_after is None:
+        retry_after = 60.0  # GitHub's advice for secondary limits without a Retry-After
+    transient = limited or is_transient_status(status)
+    return GitHubError(
+        f"GitHub answered {status}: {message or response.reason_phrase}",
+        status=status,
+        transient=transient,
+        retry_after=retry_after,
+    )
+
+
+@dataclass
+class _Cached:
+    value: Any
+    at: float
+    etag: str | None = None
+
+
+class Pacer:
+    """Spaces content-creating calls per installation to stay under the secondary limit
+    (80 a minute). A call waits for its turn instead of being refused."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._next: dict[int, float] = {}
+        self._clock = clock
+
+    async def wait(self, key: int) -> None:
+        if not self.interval:
+            return
+        now = self._clock()
+        slot = max(now, self._next.get(key, now))
+        self._next[key] = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def push_back(self, key: int, seconds: float) -> None:
+        """GitHub asked to wait: no call for this installation before then."""
+        self._next[key] = max(self._next.get(key, 0.0), self._clock() + seconds)
+
+
+class GitHubClient:
+    """Implements `ports.GitHub` with httpx. Created once per process, shared by workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        content_per_minute: float = 75.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base = settings.github_api_url
+        self._app_id = settings.app_id
+        self._key = settings.private_key.reveal() if settings.private_key else None
+        self._http = http
+        self._clock = clock
+        self._tokens: dict[int, _Cached] = {}
+        self._token_locks: dict[int, asyncio.Lock] = {}
+        self._files: dict[tuple[int, str, str], _Cached] = {}
+        self._permissions: dict[tuple[str, str], _Cached] = {}
+        self.pacer = Pacer(content_per_minute)
+        self.calls = 0
+
+    # -- authentication -------------------------------------------------------
+
+    def jwt(self) -> str:
+        if not self._app_id or not self._key:
+            raise GitHubError("APP_ID and PRIVATE_KEY must be set to talk to GitHub")
+        return app_jwt(self._app_id, self._key, self._clock())
+
+    async def installation_token(self, installation_id: int) -> str:
+        cached = self._tokens.get(installation_id)
+        if cached and cached.value[1] - TOKEN_REFRESH_MARGIN > self._clock():
+            return str(cached.value[0])
+        lock = self._token_locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached and cached.value[1] - TOKEN_REFRESH_MARGIN > self._clock():
+                return str(cached.value[0])
+            data = await self.app_request(
+                "POST", f"/app/installations/{installation_id}/access_tokens"
+            )
+            token = str(data["token"])
+            expires_at = _parse_time(str(data.get("expires_at", ""))) or self._clock() + 3600
+            self._tokens[installation_id] = _Cached((token, expires_at), self._clock())
+            return token
+
+    # -- transport ------------------------------------------------------------
+
+    def _headers(self, auth: str) -> dict[str, str]:
+        return {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": f"tembo-dispatch/{__version__}",
+            "Authorization": auth,
+        }
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        auth: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        url = path if path.startswith("http") else f"{self.base}{path}"
+        self.calls += 1
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                json=json,
+                params=params,
+                headers={**self._headers(auth), **(headers or {})},
+            )
+        except httpx.TimeoutException as exc:
+            raise GitHubError(
+                f"GitHub did not answer {method} {path} in time",
+                transient=True,
+                ambiguous=method != "GET",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise GitHubError(
+                f"could not reach GitHub at {self.base}: {type(exc).__name__}",
+                transient=True,
+                ambiguous=method != "GET",
+            ) from exc
+        if response.status_code >= 400 and response.status_code != 404:
+            raise error_for(response, self._clock())
+        return response
+
+    async def app_request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call authenticated as the App itself (JWT)."""
+        response = await self._send(method, path, f"Bearer {self.jwt()}", **kwargs)
+        if response.status_code == 404:
+            raise error_for(response, self._clock())
+        return response.json() if response.content else None
+
+    async def _request(
+        self, installation_id: int, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        token = await self.installation_token(installation_id)
+        if method != "GET":
+            await self.pacer.wait(installation_id)
+        try:
+            return await self._send(method, path, f"token {token}", **kwargs)
+        except GitHubError as exc:
+            if exc.retry_after:
+                self.pacer.push_back(installation_id, exc.retry_after)
+            if exc.status == 401:
+                # The token was revoked or the installation changed: fetch a new one next time.
+                self._tokens.pop(installation_id, None)
+                exc.transient = True
+            raise
+
+    async def _json(self, installation_id: int, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(installation_id, method, path, **kwargs)
+        if response.status_code == 404:
+            raise error_for(response, self._clock())
+        return response.json() if response.content else None
+
+    # -- ports.GitHub ---------------------------------------------------------
+
+    async def create_reaction(
+        self,
+        installation_id: int,
+        repo: str,
+        *,
+        content: str,
+        issue: int | None = None,
+        comment_id: int | None = None,
+    ) -> None:
+        if comment_id is not None:
+            path = f"/repos/{repo}/issues/comments/{comment_id}/reactions"
+        else:
+            path = f"/repos/{repo}/issues/{issue}/reactions"
+        await self._json(installation_id, "POST", path, json={"content": content})
+
+    async def create_comment(self, installation_id: int, repo: str, issue: int, body: str) -> int:
+        data = await self._json(
+            installation_id, "POST", f"/repos/{repo}/issues/{issue}/comments", json={"body": body}
+        )
+        return int(data["id"])
+
+    async def update_comment(
+        self, installation_id: int, repo: str, comment_id: int, body: str
+    ) -> None:
+        await self._json(
+            installation_id,
+            "PATCH",
+            f"/repos/{repo}/issues/comments/{comment_id}",
+            json={"body": body},
+        )
+
+    async def list_comments(self, installation_id: int, repo: str, issue: int) -> list[Comment]:
+        comments: list[Comment] = []
+        url: str | None = f"/repos/{repo}/issues/{issue}/comments"
+        params: dict[str, Any] | None = {"per_page": 100}
+        for _ in range(MAX_COMMENT_PAGES):
+            if url is None:
+                break
+            response = await self._request(installation_id, "GET", url, params=params)
+            if response.status_code == 404:
+                return comments
+            for raw in response.json():
+                user = raw.get("user") or {}
+                comments.append(
+                    Comment(
+                        id=int(raw["id"]),
+                        body=str(raw.get("body") or ""),
+                        user=User(
+                            login=str(user.get("login", "ghost")),
+                            type=str(user.get("type", "User")),
+                        ),
+                        html_url=str(raw.get("html_url", "")),
+                    )
+                )
+            url = response.links.get("next", {}).get("url")
+            params = None
+        return comments
+
+    async def permission(self, installation_id: int, repo: str, login: str) -> str:
+        key = (repo, login)
+        cached = self._permissions.get(key)
+        if cached and self._clock() - cached.at < PERMISSION_TTL:
+            return str(cached.value)
+        response = await self._request(
+            installation_id, "GET", f"/repos/{repo}/collaborators/{quote(login)}/permission"
+        )
+        if response.status_code == 404:
+            role = "none"
+        else:
+            data = response.json()
+            # role_name distinguishes triage and maintain, which `permission` folds away.
+            role = str(data.get("role_name") or data.get("permission") or "none")
+        self._permissions[key] = _Cached(role, self._clock())
+        return role
+
+    async def read_file(self, installation_id: int, repo: str, path: str) -> str | None:
+        key = (installation_id, repo, path)
+        cached = self._files.get(key)
+        if cached and self._clock() - cached.at < CONFIG_TTL:
+            return cached.value  # type: ignore[no-any-return]
+        headers = {"Accept": "application/vnd.github.raw+json"}
+        if cached and cached.etag:
+            headers["If-None-Match"] = cached.etag
+        response = await self._request(
+            installation_id, "GET", f"/repos/{repo}/contents/{path}", headers=headers
+        )
+        if response.status_code == 304 and cached:
+            cached.at = self._clock()
+            return cached.value  # type: ignore[no-any-return]
+        text = None if response.status_code == 404 else response.text
+        self._files[key] = _Cached(text, self._clock(), response.headers.get("etag"))
+        return text
+
+
+def _parse_time(value: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,94 @@
+"""Tembo (seeds 000/001): `POST /session/create` with a Bearer key; the answer's
+`htmlUrl` is the link posted back. The reference adapter for the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bot.adapters.platforms.transport import send
+from bot.ports import PlatformError, Session, SessionRequest
+
+NAME = "tembo"
+CREATE_PATH = "/session/create"
+# Listing sessions lets a create whose answer was lost be found instead of repeated.
+LIST_PATH = "/session/list"
+LIST_LIMIT = 50
+EXPLAIN = {
+    401: "TEMBO_API_KEY was refused; create a new key in Tembo's settings",
+    403: "the Tembo key may not create sessions for this organisation",
+    404: "TEMBO_BASE_URL does not point at Tembo's API",
+}
+
+
+class TemboPlatform:
+    name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_key: str,
+        base_url: str = "https://api.tembo.io",
+        default_agent: str | None = None,
+    ) -> None:
+        self._http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.default_agent = default_agent
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
+
+    def body(self, request: SessionRequest) -> dict[str, Any]:
+        """The create body, valid against seed 001's schema."""
+        body: dict[str, Any] = {
+            "prompt": request.prompt,
+            "repositories": [request.repository.html_url],
+            "targetBranch": request.target_branch,
+            "branchName": request.branch_name,
+        }
+        agent = request.agent or self.default_agent
+        if agent:
+            body["agent"] = agent
+        return body
+
+    async def create_session(self, request: SessionRequest) -> Session:
+        data = await send(
+            self._http,
+            "Tembo",
+            "POST",
+            f"{self.base_url}{CREATE_PATH}",
+            headers=self._headers(),
+            json=self.body(request),
+            explain=EXPLAIN,
+        )
+        return _session(data)
+
+    async def find_session(self, request: SessionRequest) -> Session | None:
+        data = await send(
+            self._http,
+            "Tembo",
+            "GET",
+            f"{self.base_url}{LIST_PATH}",
+            headers=self._headers(),
+            params={"limit": LIST_LIMIT},
+            explain=EXPLAIN,
+        )
+        items = data.get("sessions", data.get("data", [])) if isinstance(data, dict) else data
+        marker = f"dispatch-id: {request.dispatch_id}"
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
+            if marker in text:
+                return _session(item)
+        return None
+
+
+def _session(data: Any) -> Session:
+    if not isinstance(data, dict) or not data.get("id") or not data.get("htmlUrl"):
+        raise PlatformError(
+            "Tembo answered without a session id and htmlUrl", transient=True, ambiguous=True
+        )
+    return Session(id=str(data["id"]), url=str(data["htmlUrl"]), status=str(data.get("status", "")))

@@ -1,0 +1,100 @@
+"""How every platform adapter sends a request and turns the answer into data or a
+`PlatformError`: one place for timeouts, status classes, `Retry-After` and the
+"was it carried out?" question of a lost answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bot import __version__
+from bot.ports import PlatformError, is_transient_status
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def error_message(response: httpx.Response) -> str:
+    """The platform's own words: `error`, `message` or `detail`, else the body's start."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return str(value["message"])
+    return str(data)[:300]
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    header = response.headers.get("retry-after")
+    if not header:
+        return None
+    try:
+        return max(float(header), 0.0)
+    except ValueError:
+        return None
+
+
+async def send(
+    http: httpx.AsyncClient,
+    platform: str,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    json: Any = None,
+    params: dict[str, Any] | None = None,
+    explain: dict[int, str] | None = None,
+) -> Any:
+    """Send one request; return the decoded JSON body of a 2xx answer.
+
+    `explain` maps a status to the sentence a maintainer should read for it.
+    """
+    try:
+        response = await http.request(
+            method,
+            url,
+            headers={"User-Agent": f"tembo-dispatch/{__version__}", **headers},
+            json=json,
+            params=params,
+            timeout=TIMEOUT,
+        )
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        # Nothing reached the platform: safe to send again.
+        raise PlatformError(
+            f"could not reach {platform} ({type(exc).__name__})", transient=True
+        ) from exc
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        # The request may have been received and acted on; only its answer was lost.
+        raise PlatformError(
+            f"{platform} did not answer in time ({type(exc).__name__})",
+            transient=True,
+            ambiguous=method != "GET",
+        ) from exc
+    status = response.status_code
+    if status < 300:
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            raise PlatformError(
+                f"{platform} answered {status} with a body that is not JSON",
+                status=status,
+                transient=True,
+                ambiguous=method != "GET",
+            ) from None
+    said = error_message(response)
+    reason = (explain or {}).get(status)
+    # The platform's words are shown as inert code: they may contain anything.
+    quoted = "`" + said.replace("`", "'").strip()[:500] + "`"
+    message = f"{platform} answered {status}: {quoted}" + (f" ({reason})" if reason else "")
+    raise PlatformError(
+        message,
+        status=status,
+        transient=is_transient_status(status),
+        retry_after=retry_after(response),
+    )

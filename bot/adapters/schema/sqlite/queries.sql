@@ -1,0 +1,101 @@
+-- name: insert_delivery
+INSERT INTO deliveries (delivery_id, event, action, received_at)
+VALUES (:delivery_id, :event, :action, :now)
+ON CONFLICT (delivery_id) DO NOTHING;
+
+-- name: insert_job
+INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
+VALUES (:delivery_id, :event, :payload, :lock_key, :now, :now, :now);
+
+-- name: find_claimable
+-- A queued job that is due, or a running one whose lease ran out (its worker died),
+-- unless another live job holds the same lock key (one job per issue at a time).
+SELECT j.id FROM jobs AS j
+WHERE ((j.state = 'queued' AND j.run_at <= :now)
+       OR (j.state = 'running' AND j.locked_until <= :now))
+  AND (j.lock_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jobs AS r
+        WHERE r.lock_key = j.lock_key AND r.id != j.id
+          AND r.state = 'running' AND r.locked_until > :now))
+ORDER BY j.run_at, j.id
+LIMIT 1;
+
+-- name: lease_job
+UPDATE jobs
+SET state = 'running', attempts = attempts + 1, locked_by = :worker,
+    locked_until = :until, updated_at = :now
+WHERE id = :id
+RETURNING id, delivery_id, event, payload, attempts, progress;
+
+-- name: extend_lease
+UPDATE jobs SET locked_until = :until
+WHERE id = :id AND locked_by = :worker AND state = 'running';
+
+-- name: save_progress
+UPDATE jobs SET progress = :progress WHERE id = :id;
+
+-- name: finish_job
+UPDATE jobs
+SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = :now
+WHERE id = :id;
+
+-- name: retry_job
+UPDATE jobs
+SET state = 'queued', run_at = :run_at, last_error = :error,
+    locked_by = NULL, locked_until = NULL
+WHERE id = :id;
+
+-- name: fail_job
+UPDATE jobs
+SET state = :state, last_error = :error, locked_by = NULL, locked_until = NULL,
+    updated_at = :now
+WHERE id = :id;
+
+-- name: release_job
+UPDATE jobs
+SET state = 'queued', attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_until = NULL
+WHERE id = :id AND state = 'running';
+
+-- name: next_run_at
+SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)
+FROM jobs WHERE state IN ('queued', 'running');
+
+-- name: insert_session
+INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at)
+VALUES (:dispatch_id, :repo, :issue, :platform, :session_id, :url, :status, :created_at)
+ON CONFLICT (dispatch_id) DO NOTHING;
+
+-- name: sessions_for_issue
+SELECT dispatch_id, repo, issue, platform, session_id, url, created_at, status
+FROM sessions WHERE repo = :repo AND issue = :issue ORDER BY created_at, dispatch_id;
+
+-- name: insert_notice
+INSERT INTO notices (repo, issue, kind, created_at) VALUES (:repo, :issue, :kind, :now)
+ON CONFLICT (repo, issue, kind) DO NOTHING;
+
+-- name: upsert_installation
+INSERT INTO installations (id, account, state, updated_at)
+VALUES (:id, :account, :state, :now)
+ON CONFLICT (id) DO UPDATE SET account = excluded.account, state = excluded.state,
+    updated_at = excluded.updated_at;
+
+-- name: add_repository
+INSERT INTO installation_repositories (installation_id, full_name) VALUES (:id, :name)
+ON CONFLICT DO NOTHING;
+
+-- name: remove_repository
+DELETE FROM installation_repositories WHERE installation_id = :id AND full_name = :name;
+
+-- name: job_counts
+SELECT state, COUNT(*) FROM jobs GROUP BY state;
+
+-- name: count_installations
+SELECT COUNT(*) FROM installations WHERE state = 'active';
+
+-- name: count_repositories
+SELECT COUNT(*) FROM installation_repositories;
+
+-- name: recent_deliveries
+SELECT d.delivery_id, d.event, d.action, d.received_at, j.state
+FROM deliveries AS d LEFT JOIN jobs AS j ON j.delivery_id = d.delivery_id
+ORDER BY d.received_at DESC LIMIT 10;

@@ -1,0 +1,264 @@
+"""The embedded store: one SQLite file, WAL, every write committed before it returns.
+
+All access goes through one thread (SQLite connections are not for sharing), so the
+event loop never blocks on disk and transactions never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.adapters.sql import migrations, queries
+from bot.ports import Job, SessionRecord
+
+T = TypeVar("T")
+Q = queries("sqlite")
+
+
+def path_from_url(url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite://:memory:`."""
+    rest = url.removeprefix("sqlite://")
+    if rest in (":memory:", "/:memory:"):
+        return ":memory:"
+    return rest[1:] if rest.startswith("/") else rest
+
+
+class SQLiteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        return cls(path_from_url(url))
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a 202 means the delivery is on disk
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._db = db
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def migrate(self) -> None:
+        def apply(db: sqlite3.Connection) -> None:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            done = {row[0] for row in db.execute("SELECT version FROM schema_version")}
+            for version, sql in migrations("sqlite"):
+                if version in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+
+        await self._run(apply)
+
+    async def schema_version(self) -> int:
+        def read(db: sqlite3.Connection) -> int:
+            try:
+                row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            except sqlite3.OperationalError:
+                return 0
+            return int(row[0] or 0)
+
+        return await self._run(read)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            return await self.schema_version() >= migrations("sqlite")[-1][0]
+        except sqlite3.Error:
+            return False
+
+    # -- deliveries and jobs -----------------------------------------------
+
+    async def enqueue(
+        self,
+        delivery_id: str,
+        event: str,
+        action: str | None,
+        payload: bytes,
+        lock_key: str | None,
+        now: float,
+    ) -> bool:
+        params = {
+            "delivery_id": delivery_id,
+            "event": event,
+            "action": action,
+            "payload": payload,
+            "lock_key": lock_key,
+            "now": now,
+        }
+
+        def write(db: sqlite3.Connection) -> bool:
+            if db.execute(Q["insert_delivery"], params).rowcount == 0:
+                return False
+            db.execute(Q["insert_job"], params)
+            return True
+
+        return await self._run(write)
+
+    async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
+        def lease(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(Q["find_claimable"], {"now": now}).fetchone()
+            if row is None:
+                return None
+            params = {"id": row[0], "worker": worker, "until": now + lease_seconds, "now": now}
+            job_id, delivery_id, event, payload, attempts, progress = db.execute(
+                Q["lease_job"], params
+            ).fetchone()
+            return Job(
+                id=job_id,
+                delivery_id=delivery_id,
+                event=event,
+                payload=json.loads(payload),
+                attempts=attempts,
+                progress=json.loads(progress),
+            )
+
+        return await self._run(lease)
+
+    async def extend(self, job_id: int, worker: str, until: float) -> bool:
+        params = {"id": job_id, "worker": worker, "until": until}
+        return await self._run(lambda db: db.execute(Q["extend_lease"], params).rowcount == 1)
+
+    async def save_progress(self, job_id: int, progress: dict[str, Any]) -> None:
+        params = {"id": job_id, "progress": json.dumps(progress)}
+        await self._run(lambda db: db.execute(Q["save_progress"], params))
+
+    async def finish(self, job_id: int, now: float) -> None:
+        await self._run(lambda db: db.execute(Q["finish_job"], {"id": job_id, "now": now}))
+
+    async def retry(self, job_id: int, error: str, run_at: float) -> None:
+        params = {"id": job_id, "error": error[:2000], "run_at": run_at}
+        await self._run(lambda db: db.execute(Q["retry_job"], params))
+
+    async def fail(self, job_id: int, error: str, now: float, *, dead: bool) -> None:
+        params = {
+            "id": job_id,
+            "error": error[:2000],
+            "now": now,
+            "state": "dead" if dead else "failed",
+        }
+        await self._run(lambda db: db.execute(Q["fail_job"], params))
+
+    async def release(self, job_id: int) -> None:
+        await self._run(lambda db: db.execute(Q["release_job"], {"id": job_id}))
+
+    async def next_run_at(self) -> float | None:
+        def read(db: sqlite3.Connection) -> float | None:
+            value = db.execute(Q["next_run_at"]).fetchone()[0]
+            return None if value is None else float(value)
+
+        return await self._run(read)
+
+    # -- sessions, notices, installations -----------------------------------
+
+    async def record_session(self, record: SessionRecord) -> None:
+        params = {
+            "dispatch_id": record.dispatch_id,
+            "repo": record.repo,
+            "issue": record.issue,
+            "platform": record.platform,
+            "session_id": record.session_id,
+            "url": record.url,
+            "status": record.status,
+            "created_at": record.created_at,
+        }
+        await self._run(lambda db: db.execute(Q["insert_session"], params))
+
+    async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]:
+        params = {"repo": repo, "issue": issue}
+
+        def read(db: sqlite3.Connection) -> list[SessionRecord]:
+            return [SessionRecord(*row) for row in db.execute(Q["sessions_for_issue"], params)]
+
+        return await self._run(read)
+
+    async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
+        params = {"repo": repo, "issue": issue, "kind": kind, "now": now}
+        return await self._run(lambda db: db.execute(Q["insert_notice"], params).rowcount == 1)
+
+    async def record_installation(
+        self, installation_id: int, account: str, action: str, now: float
+    ) -> None:
+        state = {"deleted": "deleted", "suspend": "suspended"}.get(action, "active")
+        params = {"id": installation_id, "account": account, "state": state, "now": now}
+        await self._run(lambda db: db.execute(Q["upsert_installation"], params))
+
+    async def record_repositories(
+        self, installation_id: int, added: tuple[str, ...], removed: tuple[str, ...]
+    ) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            for name in added:
+                db.execute(Q["add_repository"], {"id": installation_id, "name": name})
+            for name in removed:
+                db.execute(Q["remove_repository"], {"id": installation_id, "name": name})
+
+        await self._run(write)
+
+    async def job_counts(self) -> dict[str, int]:
+        def read(db: sqlite3.Connection) -> dict[str, int]:
+            return {state: count for state, count in db.execute(Q["job_counts"])}
+
+        return await self._run(read)
+
+    async def stats(self) -> dict[str, Any]:
+        def read(db: sqlite3.Connection) -> dict[str, Any]:
+            return {
+                "installations": db.execute(Q["count_installations"]).fetchone()[0],
+                "repositories": db.execute(Q["count_repositories"]).fetchone()[0],
+                "recent_deliveries": [
+                    {
+                        "delivery_id": r[0],
+                        "event": r[1],
+                        "action": r[2],
+                        "received_at": r[3],
+                        "state": r[4],
+                    }
+                    for r in db.execute(Q["recent_deliveries"])
+                ],
+            }
+
+        return await self._run(read)

@@ -1,0 +1,103 @@
+"""Command line: `python -m bot serve | worker | migrate | check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.logs import configure
+from bot.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"tembo-dispatch: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def serve(settings: Settings, *, run_worker: bool) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+
+    app = create_app(settings, run_worker=run_worker)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our JSON logging, not uvicorn's
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+    return 0
+
+
+def worker(settings: Settings) -> int:
+    """Workers without the HTTP server, so ingest and work scale separately."""
+    from bot.app import create_app
+
+    app = create_app(settings, run_worker=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            await stop.wait()
+
+    asyncio.run(main())
+    return 0
+
+
+def migrate(settings: Settings) -> int:
+    from bot.adapters.store import open_store
+
+    async def main() -> None:
+        store = open_store(settings.database_url)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    print("✓ database migrated")
+    return 0
+
+
+def check(settings: Settings) -> int:
+    from bot.check import run_checks
+
+    return asyncio.run(run_checks(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tembo-dispatch", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="run the webhook server (and a worker)")
+    serve_parser.add_argument("--no-worker", action="store_true", help="only receive webhooks")
+    sub.add_parser("worker", help="run workers only")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("check", help="validate the configuration against GitHub and platforms")
+    args = parser.parse_args(argv)
+
+    settings = _settings()
+    configure(settings.log_level, settings.log_format, settings.secrets())
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.command == "serve":
+            return serve(settings, run_worker=not args.no_worker)
+        if args.command == "worker":
+            return worker(settings)
+        if args.command == "migrate":
+            return migrate(settings)
+        if args.command == "check":
+            return check(settings)
+    return 0

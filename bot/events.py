@@ -1,0 +1,226 @@
+"""Typed views of the webhook payloads the app acts on.
+
+Only the fields the rules use are read; everything else in a payload is ignored.
+A payload that lacks a field we need yields `None` (the delivery is ignored), never
+an exception: GitHub's payloads are input like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# (event, action) pairs some rule may act on; everything else is answered "ignored"
+# at ingest without touching the store.
+ACTIONS: dict[str, frozenset[str]] = {
+    "issues": frozenset({"labeled", "opened"}),
+    "issue_comment": frozenset({"created"}),
+    "installation": frozenset(
+        {"created", "deleted", "suspend", "unsuspend", "new_permissions_accepted"}
+    ),
+    "installation_repositories": frozenset({"added", "removed"}),
+}
+
+
+@dataclass(frozen=True)
+class User:
+    login: str
+    type: str = "User"
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type == "Bot" or self.login.endswith("[bot]")
+
+
+@dataclass(frozen=True)
+class Repository:
+    full_name: str
+    html_url: str
+    clone_url: str
+    default_branch: str
+    private: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.full_name.split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class Issue:
+    number: int
+    title: str
+    body: str
+    html_url: str
+    user: User
+    labels: tuple[str, ...] = ()
+    is_pull_request: bool = False
+    comments: int = 0
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    body: str
+    user: User
+    html_url: str = ""
+
+
+@dataclass(frozen=True)
+class IssueEvent:
+    action: str
+    issue: Issue
+    repository: Repository
+    sender: User
+    installation_id: int
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class CommentEvent:
+    action: str
+    issue: Issue
+    comment: Comment
+    repository: Repository
+    sender: User
+    installation_id: int
+
+
+@dataclass(frozen=True)
+class InstallationEvent:
+    event: str
+    action: str
+    installation_id: int
+    account: str
+    repositories_added: tuple[str, ...] = ()
+    repositories_removed: tuple[str, ...] = ()
+
+
+Event = IssueEvent | CommentEvent | InstallationEvent
+
+
+def is_relevant(event: str, action: str | None) -> bool:
+    return action is not None and action in ACTIONS.get(event, frozenset())
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _user(raw: Any) -> User | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("login"), str):
+        return None
+    return User(login=raw["login"], type=_str(raw.get("type")) or "User")
+
+
+def _repository(raw: Any) -> Repository | None:
+    if not isinstance(raw, dict):
+        return None
+    full_name, html_url = raw.get("full_name"), raw.get("html_url")
+    if not isinstance(full_name, str) or "/" not in full_name or not isinstance(html_url, str):
+        return None
+    return Repository(
+        full_name=full_name,
+        html_url=html_url,
+        clone_url=_str(raw.get("clone_url")) or f"{html_url}.git",
+        default_branch=_str(raw.get("default_branch")) or "main",
+        private=bool(raw.get("private")),
+    )
+
+
+def _issue(raw: Any) -> Issue | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("number"), int):
+        return None
+    user = _user(raw.get("user"))
+    if user is None:
+        return None
+    labels = tuple(
+        label["name"]
+        for label in raw.get("labels") or ()
+        if isinstance(label, dict) and isinstance(label.get("name"), str)
+    )
+    return Issue(
+        number=raw["number"],
+        title=_str(raw.get("title")),
+        body=_str(raw.get("body")),
+        html_url=_str(raw.get("html_url")),
+        user=user,
+        labels=labels,
+        is_pull_request=isinstance(raw.get("pull_request"), dict),
+        comments=raw["comments"] if isinstance(raw.get("comments"), int) else 0,
+    )
+
+
+def _installation_id(payload: dict[str, Any]) -> int | None:
+    installation = payload.get("installation")
+    if isinstance(installation, dict) and isinstance(installation.get("id"), int):
+        return int(installation["id"])
+    return None
+
+
+def _repo_names(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(r["full_name"] for r in raw if isinstance(r, dict) and "full_name" in r)
+
+
+def parse(event: str, payload: dict[str, Any]) -> Event | None:
+    """The typed view of a payload, or None when no rule acts on it."""
+    action = payload.get("action")
+    if not isinstance(action, str) or not is_relevant(event, action):
+        return None
+    installation_id = _installation_id(payload)
+    if installation_id is None:
+        return None
+    if event in ("installation", "installation_repositories"):
+        account = _user((payload.get("installation") or {}).get("account"))
+        return InstallationEvent(
+            event=event,
+            action=action,
+            installation_id=installation_id,
+            account=account.login if account else "",
+            repositories_added=_repo_names(
+                payload.get("repositories_added") or payload.get("repositories")
+            ),
+            repositories_removed=_repo_names(payload.get("repositories_removed")),
+        )
+    issue = _issue(payload.get("issue"))
+    repository = _repository(payload.get("repository"))
+    sender = _user(payload.get("sender"))
+    if issue is None or repository is None or sender is None:
+        return None
+    if event == "issues":
+        label = payload.get("label")
+        return IssueEvent(
+            action=action,
+            issue=issue,
+            repository=repository,
+            sender=sender,
+            installation_id=installation_id,
+            label=_str(label.get("name")) if isinstance(label, dict) else None,
+        )
+    raw_comment = payload.get("comment")
+    author = _user(raw_comment.get("user")) if isinstance(raw_comment, dict) else None
+    if (
+        not isinstance(raw_comment, dict)
+        or not isinstance(raw_comment.get("id"), int)
+        or not author
+    ):
+        return None
+    comment = Comment(
+        id=raw_comment["id"],
+        body=_str(raw_comment.get("body")),
+        user=author,
+        html_url=_str(raw_comment.get("html_url")),
+    )
+    return CommentEvent(
+        action=action,
+        issue=issue,
+        comment=comment,
+        repository=repository,
+        sender=sender,
+        installation_id=installation_id,
+    )

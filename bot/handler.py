@@ -1,0 +1,420 @@
+"""What one delivery does: the I/O around `policy`, step by step, resumable.
+
+The worker calls `Handler.handle(job)`. Each outside effect (reaction, status comment,
+session) is recorded in the job's progress before and after it happens, so a job that
+is retried or resumed after a crash continues where it stopped and never repeats a
+comment or a session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import events, messages, policy, prompt
+from bot.events import CommentEvent, Event, InstallationEvent, IssueEvent, Repository
+from bot.logs import log
+from bot.ports import (
+    GitHub,
+    GitHubError,
+    Job,
+    MissingCredentials,
+    PlatformError,
+    PlatformFactory,
+    RemoteError,
+    Session,
+    SessionPlatform,
+    SessionRecord,
+    SessionRequest,
+    Store,
+)
+from bot.repo_config import ORG_REPO, PATH, ConfigError, RepoConfig, merge, parse_layer
+
+logger = logging.getLogger("bot.handler")
+
+
+@dataclass
+class Outcome:
+    state: str  # done | failed
+    detail: str = ""
+
+
+class Progress:
+    """A job's recorded steps, saved to the store on every change."""
+
+    def __init__(self, job: Job, store: Store) -> None:
+        self.job = job
+        self.store = store
+
+    def get(self, key: str) -> Any:
+        return self.job.progress.get(key)
+
+    async def set(self, **values: Any) -> None:
+        self.job.progress.update(values)
+        await self.store.save_progress(self.job.id, self.job.progress)
+
+
+def dispatch_id(job: Job) -> str:
+    return f"gh-{job.delivery_id}"
+
+
+def lock_key(payload: dict[str, Any]) -> str | None:
+    """Jobs about the same issue run one at a time (so one_session_per_issue holds)."""
+    repo = (payload.get("repository") or {}).get("full_name")
+    issue = (payload.get("issue") or {}).get("number")
+    return f"{repo}#{issue}" if isinstance(repo, str) and isinstance(issue, int) else None
+
+
+class Handler:
+    def __init__(
+        self,
+        github: GitHub,
+        store: Store,
+        platforms: PlatformFactory,
+        defaults: RepoConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.github = github
+        self.store = store
+        self.platforms = platforms
+        self.defaults = defaults
+        self.clock = clock
+
+    # -- configuration ------------------------------------------------------
+
+    async def config(self, installation_id: int, repo: Repository) -> RepoConfig:
+        """Operator defaults, then the org's `.github` repository, then the repository's own
+        file (default branch); raises `ConfigError` for a file with problems."""
+        layers = []
+        sources = [f"{repo.owner}/{ORG_REPO}", repo.full_name]
+        if repo.name == ORG_REPO:
+            sources = sources[1:]
+        for source in sources:
+            text = await self.github.read_file(installation_id, source, PATH)
+            if text is not None:
+                layers.append(parse_layer(text, f"{source}:{PATH}"))
+        return merge(self.defaults, *layers)
+
+    # -- entry point --------------------------------------------------------
+
+    async def handle(self, job: Job) -> Outcome:
+        event = events.parse(job.event, job.payload)
+        fields: dict[str, Any] = {"delivery_id": job.delivery_id, "job_id": job.id}
+        if event is None:
+            return Outcome("done", "not an event the app acts on")
+        if isinstance(event, InstallationEvent):
+            await self._installation(event)
+            return Outcome("done", f"{event.event}.{event.action} recorded")
+        fields |= {"repo": event.repository.full_name, "issue": event.issue.number}
+        try:
+            config = await self.config(event.installation_id, event.repository)
+        except ConfigError as exc:
+            return await self._config_problem(job, event, exc)
+
+        found = policy.trigger(event, config)
+        if isinstance(found, policy.Ignore):
+            log(logger, "delivery.ignored", reason=found.reason, **fields)
+            return Outcome("done", found.reason)
+        if isinstance(found, policy.Reply):
+            await self._reply(job, event, found)
+            return Outcome("done", "replied")
+
+        permission = await self.github.permission(
+            found.installation_id, found.repository.full_name, found.sender.login
+        )
+        sessions = await self.store.sessions_for_issue(
+            found.repository.full_name, found.issue.number
+        )
+        facts = policy.Facts(permission=permission, sessions=tuple(sessions), now=self.clock())
+        decision = policy.decide(found, config, facts)
+        if isinstance(decision, policy.Ignore):
+            return Outcome("done", decision.reason)
+        if isinstance(decision, policy.Reply):
+            await self._reply(job, event, decision)
+            log(logger, "delivery.replied", sender=found.sender.login, **fields)
+            return Outcome("done", "replied")
+        return await self._dispatch(job, decision, config, fields)
+
+    # -- steps ----------------------------------------------------------------
+
+    async def _installation(self, event: InstallationEvent) -> None:
+        now = self.clock()
+        if event.event == "installation":
+            await self.store.record_installation(
+                event.installation_id, event.account, event.action, now
+            )
+        else:
+            await self.store.record_installation(event.installation_id, event.account, "", now)
+        await self.store.record_repositories(
+            event.installation_id, event.repositories_added, event.repositories_removed
+        )
+
+    async def _config_problem(
+        self, job: Job, event: IssueEvent | CommentEvent, error: ConfigError
+    ) -> Outcome:
+        # Report only when the delivery was meant for the app under the keys that did parse.
+        lenient = merge(self.defaults, error.partial)
+        found = policy.trigger(event, lenient)
+        if isinstance(found, policy.Ignore):
+            return Outcome("done", "config has problems; delivery was not a trigger")
+        await self._reply(job, event, policy.Reply(messages.config_error(error), "confused"))
+        log(
+            logger,
+            "config.invalid",
+            level=logging.WARNING,
+            error=str(error),
+            delivery_id=job.delivery_id,
+            repo=event.repository.full_name,
+        )
+        return Outcome("done", "config problems reported")
+
+    async def _react(self, job: Job, event: Event, content: str) -> None:
+        assert not isinstance(event, InstallationEvent)
+        comment_id = event.comment.id if isinstance(event, CommentEvent) else None
+        await self.github.create_reaction(
+            event.installation_id,
+            event.repository.full_name,
+            content=content,
+            issue=None if comment_id else event.issue.number,
+            comment_id=comment_id,
+        )
+
+    async def _reply(self, job: Job, event: IssueEvent | CommentEvent, reply: policy.Reply) -> None:
+        progress = Progress(job, self.store)
+        if progress.get("replied"):
+            return
+        repo, issue = event.repository.full_name, event.issue.number
+        if reply.once and not await self.store.remember_notice(
+            repo, issue, reply.once, self.clock()
+        ):
+            await progress.set(replied=True)
+            return
+        if reply.reaction and not progress.get("reply_reacted"):
+            await self._react(job, event, reply.reaction)
+            await progress.set(reply_reacted=True)
+        await self.github.create_comment(event.installation_id, repo, issue, reply.body)
+        await progress.set(replied=True)
+
+    async def _dispatch(
+        self,
+        job: Job,
+        decision: policy.Dispatch,
+        config: RepoConfig,
+        fields: dict[str, Any],
+    ) -> Outcome:
+        found = decision.trigger
+        progress = Progress(job, self.store)
+        installation, repo, number = (
+            found.installation_id,
+            found.repository.full_name,
+            found.issue.number,
+        )
+        ident = dispatch_id(job)
+
+        if not progress.get("reacted"):
+            await self.github.create_reaction(
+                installation,
+                repo,
+                content="eyes",
+                issue=None if found.comment_id else number,
+                comment_id=found.comment_id,
+            )
+            await progress.set(reacted=True)
+
+        status_id = progress.get("status_comment_id")
+        if status_id is None:
+            if progress.get("status_comment_pending"):
+                status_id = await self._find_status_comment(installation, repo, number, ident)
+            if status_id is None:
+                await progress.set(status_comment_pending=True)
+                status_id = await self.github.create_comment(
+                    installation,
+                    repo,
+                    number,
+                    messages.starting(decision.platform, found.sender.login, ident),
+                )
+            await progress.set(status_comment_id=status_id)
+
+        async def report(body: str) -> None:
+            await self.github.update_comment(installation, repo, status_id, body)
+
+        try:
+            platform = self.platforms(decision.platform)
+        except MissingCredentials as exc:
+            await report(messages.failed(decision.platform, str(exc), ident=ident))
+            await self._react_failure(found)
+            log(
+                logger,
+                "dispatch.unconfigured",
+                level=logging.WARNING,
+                platform=decision.platform,
+                error=str(exc),
+                **fields,
+            )
+            return Outcome("failed", str(exc))
+
+        request = await self._request(job, decision, config, ident)
+        session = self._recorded_session(progress)
+        if session is None:
+            try:
+                session = await self._create(progress, platform, request)
+            except PlatformError as exc:
+                if exc.transient:
+                    raise
+                await report(messages.failed(decision.platform, exc.message, ident=ident))
+                await self._react_failure(found)
+                log(
+                    logger,
+                    "dispatch.refused",
+                    level=logging.WARNING,
+                    platform=decision.platform,
+                    status=exc.status,
+                    error=exc.message,
+                    **fields,
+                )
+                return Outcome("failed", exc.message)
+            await progress.set(
+                session={"id": session.id, "url": session.url, "status": session.status}
+            )
+            await self.store.record_session(
+                SessionRecord(
+                    dispatch_id=ident,
+                    repo=repo,
+                    issue=number,
+                    platform=decision.platform,
+                    session_id=session.id,
+                    url=session.url,
+                    created_at=self.clock(),
+                    status=session.status,
+                )
+            )
+        if not progress.get("reported"):
+            if decision.platform == "dry-run":
+                body = messages.dry_run(
+                    session.status,
+                    branch=request.branch_name,
+                    target=request.target_branch,
+                    ident=ident,
+                )
+            else:
+                body = messages.created(
+                    session,
+                    platform=decision.platform,
+                    agent=request.agent,
+                    branch=request.branch_name,
+                    target=request.target_branch,
+                    ident=ident,
+                )
+            await report(body)
+            await progress.set(reported=True)
+        log(
+            logger,
+            "dispatch.created",
+            platform=decision.platform,
+            session_id=session.id,
+            url=session.url,
+            **fields,
+        )
+        return Outcome("done", session.url)
+
+    async def _find_status_comment(
+        self, installation: int, repo: str, number: int, ident: str
+    ) -> int | None:
+        """After a crash between creating the status comment and recording its id, find it
+        instead of posting a second one."""
+        marker = messages.dispatch_marker(ident)
+        for comment in await self.github.list_comments(installation, repo, number):
+            if messages.has_marker(comment.body) and marker in comment.body:
+                return comment.id
+        return None
+
+    def _recorded_session(self, progress: Progress) -> Session | None:
+        data = progress.get("session")
+        if not data:
+            return None
+        return Session(id=data["id"], url=data["url"], status=data.get("status", ""))
+
+    async def _create(
+        self, progress: Progress, platform: SessionPlatform, request: SessionRequest
+    ) -> Session:
+        if progress.get("create_sent"):
+            # An earlier attempt sent the create and lost the answer: look before sending again.
+            existing = await platform.find_session(request)
+            if existing is not None:
+                return existing
+        await progress.set(create_sent=True)
+        return await platform.create_session(request)
+
+    async def _request(
+        self, job: Job, decision: policy.Dispatch, config: RepoConfig, ident: str
+    ) -> SessionRequest:
+        found = decision.trigger
+        comments = []
+        if config.include_comments and found.issue.comments > 0:
+            comments = [
+                c
+                for c in await self.github.list_comments(
+                    found.installation_id, found.repository.full_name, found.issue.number
+                )
+                if c.id != found.comment_id
+            ]
+        plan = prompt.build(
+            issue=found.issue,
+            repository=found.repository,
+            comments=comments,
+            command=found.command,
+            requester=found.sender.login,
+            config=config,
+            dispatch_id=ident,
+        )
+        return SessionRequest(
+            dispatch_id=ident,
+            title=plan.title,
+            prompt=plan.prompt,
+            repository=found.repository,
+            target_branch=plan.target,
+            branch_name=plan.branch,
+            agent=decision.agent,
+        )
+
+    async def _react_failure(self, found: policy.Trigger) -> None:
+        # Best effort: the status comment already says what failed.
+        with contextlib.suppress(GitHubError):
+            await self.github.create_reaction(
+                found.installation_id,
+                found.repository.full_name,
+                content="confused",
+                issue=None if found.comment_id else found.issue.number,
+                comment_id=found.comment_id,
+            )
+
+    async def give_up(self, job: Job, error: RemoteError | Exception) -> None:
+        """The job used its attempts: say so once on the issue, if it had a status comment."""
+        progress = Progress(job, self.store)
+        status_id = progress.get("status_comment_id")
+        event = events.parse(job.event, job.payload)
+        if (
+            status_id is None
+            or progress.get("reported")
+            or not isinstance(event, IssueEvent | CommentEvent)
+        ):
+            return
+        reason = error.message if isinstance(error, RemoteError) else "an internal error"
+        await self.github.update_comment(
+            event.installation_id,
+            event.repository.full_name,
+            status_id,
+            messages.failed(
+                "", f"gave up after {job.attempts} attempts: {reason}", ident=dispatch_id(job)
+            ),
+        )
+        await progress.set(reported=True)
+
+
+def describe(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,154 @@
+"""Deciding what a delivery asks for. Pure: no I/O, plain values in and out.
+
+Two steps, so the worker fetches facts (permission, earlier sessions) only for
+deliveries that are triggers at all:
+
+    trigger(event, config) -> Trigger | Ignore | Reply
+    decide(trigger, config, facts) -> Ignore | Reply | Dispatch
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot import messages
+from bot.commands import Command, CommandError, mentions, parse
+from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
+from bot.ports import SessionRecord
+from bot.repo_config import PERMISSIONS, RepoConfig
+
+LIVE_SESSION_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str  # label | command
+    installation_id: int
+    repository: Repository
+    issue: Issue
+    sender: User
+    command: Command | None = None
+    comment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer on the issue instead of dispatching. `once` names a notice sent once per issue."""
+
+    body: str
+    reaction: str | None = None
+    once: str | None = None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    trigger: Trigger
+    platform: str
+    agent: str | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    permission: str  # the sender's role: none | read | triage | write | maintain | admin
+    sessions: tuple[SessionRecord, ...] = ()
+    now: float = 0.0
+
+
+def rank(permission: str) -> int:
+    """Position of a permission in PERMISSIONS; -1 for none or unknown values."""
+    return PERMISSIONS.index(permission) if permission in PERMISSIONS else -1
+
+
+def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
+    if isinstance(event, IssueEvent):
+        if event.issue.is_pull_request:
+            return Ignore("issue event on a pull request")
+        if event.action == "labeled" and event.label != config.label:
+            return Ignore(f"label {event.label!r} is not {config.label!r}")
+        if event.action == "opened" and config.label not in event.issue.labels:
+            return Ignore("opened without the label")
+        if event.sender.is_bot and event.sender.login not in config.allow_bots:
+            return Ignore(f"bot {event.sender.login} is not in allow_bots")
+        return Trigger(
+            kind="label",
+            installation_id=event.installation_id,
+            repository=event.repository,
+            issue=event.issue,
+            sender=event.sender,
+        )
+    if isinstance(event, CommentEvent):
+        if messages.has_marker(event.comment.body):
+            return Ignore("the app's own comment")
+        if event.sender.is_bot and event.sender.login not in config.allow_bots:
+            return Ignore(f"bot {event.sender.login} is not in allow_bots")
+        if event.issue.is_pull_request and not config.pull_requests:
+            return Ignore("command on a pull request (pull_requests: false)")
+        try:
+            command = parse(event.comment.body, config.command)
+        except CommandError as exc:
+            return Reply(messages.usage(config, str(exc)), reaction="confused")
+        if command is None:
+            return Ignore("no command in the comment")
+        return Trigger(
+            kind="command",
+            installation_id=event.installation_id,
+            repository=event.repository,
+            issue=event.issue,
+            sender=event.sender,
+            command=command,
+            comment_id=event.comment.id,
+        )
+    return Ignore(f"{type(event).__name__} never dispatches")
+
+
+def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Ignore | Reply | Dispatch:
+    if rank(facts.permission) < rank(config.min_permission):
+        return Reply(
+            messages.denied(found.sender.login, config.min_permission),
+            once=f"denied:{found.sender.login}",
+        )
+    command = found.command
+    if command is not None and command.name == "help":
+        return Reply(messages.help_text(config), reaction="eyes")
+    if command is not None and command.name == "status":
+        return Reply(messages.status(facts.sessions, facts.now or None), reaction="eyes")
+    if command is not None and command.name == "stop":
+        return Reply(
+            messages.usage(config, "stopping sessions from the issue is not available yet"),
+            reaction="confused",
+        )
+    platform = (command.platform if command else None) or config.platform
+    if platform not in messages.PLATFORM_NAMES:
+        return Reply(messages.usage(config, f"unknown platform `{platform}`"), reaction="confused")
+    forced = command is not None and command.new
+    if config.one_session_per_issue and not forced:
+        now = facts.now or time.time()
+        live = [s for s in facts.sessions if now - s.created_at < LIVE_SESSION_SECONDS]
+        if live:
+            return Reply(messages.existing(live[-1], config.command), reaction="eyes")
+    agent = (command.agent if command else None) or config.agent
+    return Dispatch(trigger=found, platform=platform, agent=agent)
+
+
+def worth_queueing(event: str, payload: dict[str, Any]) -> bool:
+    """Cheap, config-free filter at ingest: False only for deliveries no configuration
+    could act on, so they are answered "ignored" without a write."""
+    action = payload.get("action")
+    if not isinstance(action, str) or not is_relevant(event, action):
+        return False
+    if event == "issue_comment":
+        comment = payload.get("comment")
+        body = comment.get("body") if isinstance(comment, dict) else None
+        # Every command starts with "/" (repo_config enforces it); the marker means our own.
+        return isinstance(body, str) and mentions(body, "/") and not messages.has_marker(body)
+    if event == "issues" and action == "opened":
+        issue = payload.get("issue")
+        return isinstance(issue, dict) and bool(issue.get("labels"))
+    return True

@@ -1,0 +1,177 @@
+"""The job loop: claim -> run -> done | retry (backoff) | failed | dead.
+
+Jobs are leased, not taken: a worker that dies leaves a lease that runs out, and any
+worker then claims the job again and resumes it from its recorded progress. Several
+workers (tasks, processes or replicas) can share one store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.handler import Handler
+from bot.logs import log
+from bot.ports import Job, RemoteError, Store
+
+logger = logging.getLogger("bot.worker")
+POLL_SECONDS = 1.0  # other replicas enqueue without waking us; look this often
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter (AWS's advice): uniform in [base/2, base*2^n]."""
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return rng.uniform(min(base / 2, ceiling), ceiling)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        handler: Handler,
+        *,
+        concurrency: int = 4,
+        max_attempts: int = 8,
+        lease_seconds: float = 120.0,
+        retry_base: float = 2.0,
+        retry_cap: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        name: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.clock = clock
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
+        self.idle = asyncio.Event()
+
+    def notify(self) -> None:
+        """New work was queued: look now instead of at the next poll."""
+        self.idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        while not self._stopping:
+            await slots.acquire()
+            if self._stopping:
+                slots.release()
+                break
+            try:
+                job = await self.store.claim(self.name, self.clock(), self.lease_seconds)
+            except Exception:
+                slots.release()
+                log(logger, "worker.claim_failed", logging.ERROR, exc_info=True)
+                await self._sleep(POLL_SECONDS)
+                continue
+            if job is None:
+                slots.release()
+                await self._wait_for_work()
+                continue
+            task = asyncio.create_task(self._run_one(job))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: slots.release())
+
+    async def _wait_for_work(self) -> None:
+        due = await self.store.next_run_at()
+        if due is None and not self._running:
+            self.idle.set()
+        delay = POLL_SECONDS if due is None else min(max(due - self.clock(), 0.0), POLL_SECONDS)
+        if due is not None and delay <= 0 and self._running:
+            # The due job is locked behind a running one; wait for that one to finish.
+            delay = 0.05
+        await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
+
+    async def _heartbeat(self, job: Job) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            await self.store.extend(job.id, self.name, self.clock() + self.lease_seconds)
+
+    async def _run_one(self, job: Job) -> None:
+        fields: dict[str, Any] = {
+            "job_id": job.id,
+            "delivery_id": job.delivery_id,
+            "attempt": job.attempts,
+        }
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            outcome = await self.handler.handle(job)
+        except asyncio.CancelledError:
+            heartbeat.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(job.id))
+            raise
+        except Exception as exc:
+            heartbeat.cancel()
+            await self._retry_or_bury(job, exc, fields)
+        else:
+            heartbeat.cancel()
+            if outcome.state == "done":
+                await self.store.finish(job.id, self.clock())
+            else:
+                await self.store.fail(job.id, outcome.detail, self.clock(), dead=False)
+            log(logger, f"job.{outcome.state}", detail=outcome.detail, **fields)
+        finally:
+            self._wake.set()
+
+    async def _retry_or_bury(self, job: Job, exc: Exception, fields: dict[str, Any]) -> None:
+        remote = exc if isinstance(exc, RemoteError) else None
+        error = remote.message if remote else f"{type(exc).__name__}: {exc}"
+        # Unexpected exceptions are retried too: most are passing faults, and the attempt
+        # limit stops a job that fails for good.
+        retryable = remote is None or remote.transient
+        if retryable and job.attempts < self.max_attempts:
+            delay = backoff(job.attempts, self.retry_base, self.retry_cap, self._rng)
+            if remote and remote.retry_after is not None:
+                delay = max(delay, remote.retry_after)
+            await self.store.retry(job.id, error, self.clock() + delay)
+            log(
+                logger,
+                "job.retry",
+                logging.WARNING,
+                error=error,
+                delay=round(delay, 2),
+                exc_info=not remote,
+                **fields,
+            )
+            return
+        state = "dead" if retryable else "failed"
+        log(logger, f"job.{state}", logging.ERROR, error=error, exc_info=remote is None, **fields)
+        try:
+            await self.handler.give_up(job, exc)
+        except Exception:
+            log(logger, "job.give_up_failed", logging.ERROR, exc_info=True, **fields)
+        await self.store.fail(job.id, error, self.clock(), dead=retryable)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; give running jobs `grace` seconds, then hand their leases back."""
+        self._stopping = True
+        self._wake.set()
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
