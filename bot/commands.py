@@ -29,7 +29,7 @@ USAGE = """\
 `{command} help` shows this, `{command} status` lists this issue's sessions."""
 
 _TOKEN = re.compile(
-    r"""\s*(?P<key>[A-Za-z_][\w-]*)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S+))"""
+    r"""\s*(?P<key>[A-Za-z_][\w-]*)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S*))"""
 )
 _BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 

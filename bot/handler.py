@@ -9,6 +9,7 @@ comment or a session.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -166,7 +167,7 @@ class Handler:
         log(
             logger,
             "config.invalid",
-            level=logging.WARNING,
+            logging.WARNING,
             error=str(error),
             delivery_id=job.delivery_id,
             repo=event.repository.full_name,
@@ -251,7 +252,7 @@ class Handler:
             log(
                 logger,
                 "dispatch.unconfigured",
-                level=logging.WARNING,
+                logging.WARNING,
                 platform=decision.platform,
                 error=str(exc),
                 **fields,
@@ -271,16 +272,14 @@ class Handler:
                 log(
                     logger,
                     "dispatch.refused",
-                    level=logging.WARNING,
+                    logging.WARNING,
                     platform=decision.platform,
                     status=exc.status,
                     error=exc.message,
                     **fields,
                 )
                 return Outcome("failed", exc.message)
-            await progress.set(
-                session={"id": session.id, "url": session.url, "status": session.status}
-            )
+            await progress.set(session=dataclasses.asdict(session))
             await self.store.record_session(
                 SessionRecord(
                     dispatch_id=ident,
@@ -294,9 +293,9 @@ class Handler:
                 )
             )
         if not progress.get("reported"):
-            if decision.platform == "dry-run":
+            if session.preview is not None:
                 body = messages.dry_run(
-                    session.status,
+                    session.preview,
                     branch=request.branch_name,
                     target=request.target_branch,
                     ident=ident,
@@ -337,7 +336,7 @@ class Handler:
         data = progress.get("session")
         if not data:
             return None
-        return Session(id=data["id"], url=data["url"], status=data.get("status", ""))
+        return Session(**data)
 
     async def _create(
         self, progress: Progress, platform: SessionPlatform, request: SessionRequest

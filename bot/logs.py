@@ -18,13 +18,14 @@ _SECRETS: list[str] = []
 
 def log(
     logger: logging.Logger,
-    event: str,
+    message: str,
     level: int = logging.INFO,
+    /,
     *,
     exc_info: bool = False,
     **fields: Any,
 ) -> None:
-    logger.log(level, event, exc_info=exc_info, extra={"fields": fields})
+    logger.log(level, message, exc_info=exc_info, extra={"fields": fields})
 
 
 def _scrub(text: str) -> str:

@@ -103,6 +103,8 @@ class Session:
     id: str
     url: str
     status: str = ""
+    # dry-run only: the request that would have been sent, secrets redacted.
+    preview: str | None = None
 
 
 class SessionPlatform(Protocol):

@@ -1,0 +1,119 @@
+"""Webhook payloads for tests, built from the @octokit/webhooks-examples fixtures.
+
+Each builder loads a real example and changes only the fields it names.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
+INSTALLATION_ID = 4242
+
+
+@functools.cache
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_load(name))
+
+
+def all_fixtures() -> list[tuple[str, str, dict[str, Any]]]:
+    """(event, file name, payload) for every fixture file."""
+    return [
+        (p.name.split(".")[0], p.name, fixture(p.name)) for p in sorted(FIXTURES.glob("*.json"))
+    ]
+
+
+def _place(
+    payload: dict[str, Any], repo: str | None, number: int | None, installation: int
+) -> dict[str, Any]:
+    payload["installation"] = {
+        "id": installation,
+        "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==",
+    }
+    if repo is not None:
+        owner, name = repo.split("/")
+        payload["repository"].update(
+            full_name=repo,
+            name=name,
+            html_url=f"https://github.com/{repo}",
+            clone_url=f"https://github.com/{repo}.git",
+        )
+        payload["repository"]["owner"]["login"] = owner
+    if number is not None:
+        issue_repo = payload["repository"]["full_name"]
+        payload["issue"].update(
+            number=number,
+            html_url=f"https://github.com/{issue_repo}/issues/{number}",
+        )
+    return payload
+
+
+def labeled(
+    label: str = "tembo",
+    *,
+    repo: str | None = None,
+    number: int | None = None,
+    sender: str = "Codertocat",
+    sender_type: str = "User",
+    title: str | None = None,
+    body: str | None = None,
+    installation: int = INSTALLATION_ID,
+) -> dict[str, Any]:
+    """issues.labeled (fixture issues.labeled.1.json) with `label` added."""
+    payload = _place(fixture("issues.labeled.1.json"), repo, number, installation)
+    payload["label"]["name"] = label
+    payload["issue"]["labels"].append(dict(payload["label"]))
+    payload["sender"].update(login=sender, type=sender_type)
+    if title is not None:
+        payload["issue"]["title"] = title
+    if body is not None:
+        payload["issue"]["body"] = body
+    return payload
+
+
+def opened(labels: tuple[str, ...] = ("tembo",), **place: Any) -> dict[str, Any]:
+    """issues.opened (fixture issues.opened.1.json) carrying `labels`."""
+    payload = _place(
+        fixture("issues.opened.1.json"),
+        place.get("repo"),
+        place.get("number"),
+        place.get("installation", INSTALLATION_ID),
+    )
+    payload["issue"]["labels"] = [{"id": i, "name": name} for i, name in enumerate(labels)]
+    return payload
+
+
+def comment(
+    body: str,
+    *,
+    repo: str | None = None,
+    number: int | None = None,
+    sender: str = "Codertocat",
+    sender_type: str = "User",
+    action: str = "created",
+    on_pull_request: bool = False,
+    comment_id: int = 492700400,
+    comments: int = 1,
+    installation: int = INSTALLATION_ID,
+) -> dict[str, Any]:
+    """issue_comment.created (fixture issue_comment.created.1.json) with `body`."""
+    payload = _place(fixture("issue_comment.created.1.json"), repo, number, installation)
+    payload["action"] = action
+    payload["comment"].update(body=body, id=comment_id)
+    payload["comment"]["user"].update(login=sender, type=sender_type)
+    payload["sender"].update(login=sender, type=sender_type)
+    payload["issue"]["comments"] = comments
+    if on_pull_request:
+        payload["issue"]["pull_request"] = {"url": "https://api.github.com/repos/x/y/pulls/1"}
+    else:
+        payload["issue"].pop("pull_request", None)
+    return payload
