@@ -105,7 +105,7 @@ def _check(key: str, value: Any) -> str | None:
     if key == "allow_bots":
         if isinstance(value, list) and all(is_str(v) for v in value):
             return None
-        return "must be a list of bot logins, e.g. [dependabot[bot]]"
+        return 'must be a list of bot logins, e.g. ["dependabot[bot]"]'
     if key in ("include_comments", "one_session_per_issue", "pull_requests"):
         return None if isinstance(value, bool) else "must be true or false"
     if key == "max_prompt_chars":
@@ -127,7 +127,7 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [Problem("(yaml)", line, f"not valid YAML: {problem}")]) from None
-    if node is None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
         return {}
     if not isinstance(node, yaml.MappingNode):
         line = node.start_mark.line + 1

@@ -1,0 +1,88 @@
+"""`.github/tembo.yml` parsing: strict, with the key and line of every problem (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.repo_config import ConfigError, RepoConfig, merge, parse_layer
+from bot.settings import Settings
+
+
+def test_a_full_file_parses() -> None:
+    text = """\
+platform: dry-run
+label: agent
+command: /agent
+agent: claudeCode:claude-opus-4-5
+target_branch: develop
+branch_name: "agents/{login}/{number}-{slug}"
+min_permission: triage
+allow_bots: ["renovate[bot]"]
+include_comments: false
+max_prompt_chars: 20000
+one_session_per_issue: false
+pull_requests: true
+"""
+    config = merge(RepoConfig(), parse_layer(text, "x"))
+    assert config == RepoConfig(
+        platform="dry-run",
+        label="agent",
+        command="/agent",
+        agent="claudeCode:claude-opus-4-5",
+        target_branch="develop",
+        branch_name="agents/{login}/{number}-{slug}",
+        min_permission="triage",
+        allow_bots=("renovate[bot]",),
+        include_comments=False,
+        max_prompt_chars=20000,
+        one_session_per_issue=False,
+        pull_requests=True,
+    )
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_an_empty_file_changes_nothing(text: str) -> None:
+    assert parse_layer(text, "x") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "words"),
+    [
+        ("label: tembo\nplatfrom: tembo\n", "platfrom", 2, "unknown key"),
+        ("platform: openai\n", "platform", 1, "tembo, recoup, agen, magnet, dry-run"),
+        ("\n\nmin_permission: owner\n", "min_permission", 3, "read, triage, write"),
+        ("command: tembo\n", "command", 1, "slash command"),
+        ("max_prompt_chars: 10\n", "max_prompt_chars", 1, "1000 to 1000000"),
+        ("max_prompt_chars: true\n", "max_prompt_chars", 1, "whole number"),
+        ("include_comments: maybe\n", "include_comments", 1, "true or false"),
+        ("allow_bots: renovate\n", "allow_bots", 1, "list of bot logins"),
+        ("branch_name: '{issue}'\n", "branch_name", 1, "{number}, {slug}, {login}"),
+        ("branch_name: 'a..b'\n", "branch_name", 1, "valid git branch"),
+        ("label: [a\n", "(yaml)", 2, "not valid YAML"),
+        ("- a\n- b\n", "(file)", 1, "mapping"),
+    ],
+)
+def test_problems_name_the_key_the_line_and_what_is_allowed(
+    text: str, key: str, line: int, words: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_layer(text, ".github/tembo.yml")
+    [problem] = caught.value.problems
+    assert (problem.key, problem.line) == (key, line)
+    assert words in problem.message
+    assert f"line {line}" in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once_and_valid_keys_are_kept() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_layer("label: agent\nplatfrom: x\nmin_permission: god\n", "x")
+    assert [p.key for p in caught.value.problems] == ["platfrom", "min_permission"]
+    assert caught.value.partial == {"label": "agent"}
+
+
+def test_later_layers_win_and_defaults_come_from_settings() -> None:
+    base = RepoConfig.defaults(Settings(default_platform="agen"))
+    org = parse_layer("label: agent\nmin_permission: admin\n", "org")
+    repo = parse_layer("min_permission: triage\n", "repo")
+    config = merge(base, org, repo)
+    assert (config.platform, config.label, config.min_permission) == ("agen", "agent", "triage")
