@@ -66,6 +66,7 @@ def labeled(
     sender_type: str = "User",
     title: str | None = None,
     body: str | None = None,
+    comments: int = 0,
     installation: int = INSTALLATION_ID,
 ) -> dict[str, Any]:
     """issues.labeled (fixture issues.labeled.1.json) with `label` added."""
@@ -73,6 +74,7 @@ def labeled(
     payload["label"]["name"] = label
     payload["issue"]["labels"].append(dict(payload["label"]))
     payload["sender"].update(login=sender, type=sender_type)
+    payload["issue"]["comments"] = comments
     if title is not None:
         payload["issue"]["title"] = title
     if body is not None:
