@@ -51,6 +51,7 @@ class FakeGitHub:
     # A hook to inject faults: return a response to answer instead of the contract.
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
     token_lifetime: float = 3600.0
+    clock: Callable[[], float] = time.time
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     @property
@@ -97,7 +98,7 @@ class FakeGitHub:
             return self._as_app(request, path)
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("token ")
-        if token not in self.tokens or self.tokens[token][1] < time.time():
+        if token not in self.tokens or self.tokens[token][1] < self.clock():
             return error(401, "Bad credentials")
         return self._as_installation(request, path)
 
@@ -109,11 +110,14 @@ class FakeGitHub:
             auth.removeprefix("Bearer "),
             self.public_key,
             algorithms=["RS256"],
-            options={"require": ["iat", "exp", "iss"]},
+            # Times are checked below against the fake's clock, which tests may move.
+            options={"require": ["iat", "exp", "iss"], "verify_exp": False, "verify_iat": False},
         )
+        now = self.clock()
         assert claims["iss"] == self.app_id
         assert claims["exp"] - claims["iat"] <= 600, "GitHub refuses JWTs valid over 10 min"
-        assert claims["iat"] <= time.time() - 30, "iat should be backdated against clock drift"
+        assert claims["iat"] <= now - 30, "iat should be backdated against clock drift"
+        assert claims["exp"] > now, "expired JWT"
         return claims
 
     def _as_app(self, request: httpx.Request, path: str) -> httpx.Response:
@@ -127,7 +131,7 @@ class FakeGitHub:
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if request.method == "POST" and match:
             token = "ghs_" + secrets.token_hex(16)
-            expires = time.time() + self.token_lifetime
+            expires = self.clock() + self.token_lifetime
             self.tokens[token] = (int(match[1]), expires)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
             return httpx.Response(
