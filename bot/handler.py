@@ -125,20 +125,32 @@ class Handler:
             await self._reply(job, event, found)
             return Outcome("done", "replied")
 
-        permission = await self.github.permission(
-            found.installation_id, found.repository.full_name, found.sender.login
-        )
-        sessions = await self.store.sessions_for_issue(
-            found.repository.full_name, found.issue.number
-        )
-        facts = policy.Facts(permission=permission, sessions=tuple(sessions), now=self.clock())
-        decision = policy.decide(found, config, facts)
+        pinned = job.progress.get("decision")
+        if pinned is not None:
+            # An earlier attempt decided to dispatch; that stands. Deciding again would see
+            # this job's own session (recorded before a later step failed) as a reason not to.
+            decision: policy.Ignore | policy.Reply | policy.Dispatch = policy.Dispatch(
+                found, pinned["platform"], pinned["agent"]
+            )
+        else:
+            permission = await self.github.permission(
+                found.installation_id, found.repository.full_name, found.sender.login
+            )
+            sessions = await self.store.sessions_for_issue(
+                found.repository.full_name, found.issue.number
+            )
+            facts = policy.Facts(permission=permission, sessions=tuple(sessions), now=self.clock())
+            decision = policy.decide(found, config, facts)
         if isinstance(decision, policy.Ignore):
             return Outcome("done", decision.reason)
         if isinstance(decision, policy.Reply):
             await self._reply(job, event, decision)
             log(logger, "delivery.replied", sender=found.sender.login, **fields)
             return Outcome("done", "replied")
+        if pinned is None:
+            await Progress(job, self.store).set(
+                decision={"platform": decision.platform, "agent": decision.agent}
+            )
         return await self._dispatch(job, decision, config, fields)
 
     # -- steps ----------------------------------------------------------------

@@ -94,8 +94,9 @@ class Worker:
         if due is None and not self._running:
             self.idle.set()
         delay = POLL_SECONDS if due is None else min(max(due - self.clock(), 0.0), POLL_SECONDS)
-        if due is not None and delay <= 0 and self._running:
-            # The due job is locked behind a running one; wait for that one to finish.
+        if due is not None and delay <= 0:
+            # A due job we could not claim is held back by a running job on the same issue
+            # (ours or another replica's): look again shortly, without spinning.
             delay = 0.05
         await self._sleep(delay)
 
