@@ -1,0 +1,158 @@
+-- Named queries of the PostgreSQL store: the same names and meaning as
+-- schema/sqlite/queries.sql, with asyncpg's positional $n parameters, plus the few
+-- statements only PostgreSQL needs (advisory locks, schema_version bookkeeping).
+
+-- name: migration_lock
+-- Held until the migrating transaction ends: replicas starting together migrate one at a
+-- time, and the later ones find every version already recorded.
+SELECT pg_advisory_xact_lock(hashtext('tembo-dispatch:migrate'));
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at DOUBLE PRECISION NOT NULL
+);
+
+-- name: applied_versions
+SELECT version FROM schema_version;
+
+-- name: record_version
+INSERT INTO schema_version (version, applied_at) VALUES ($1, $2);
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) FROM schema_version;
+
+-- name: insert_delivery
+-- $1 delivery_id, $2 event, $3 action, $4 now
+INSERT INTO deliveries (delivery_id, event, action, received_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (delivery_id) DO NOTHING
+RETURNING delivery_id;
+
+-- name: insert_job
+-- $1 delivery_id, $2 event, $3 payload, $4 lock_key, $5 now
+INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $5, $5);
+
+-- name: find_claimable
+-- $1 now, $2 lock keys this claim already gave up on.
+-- A queued job that is due, or a running one whose lease ran out (its worker died),
+-- unless another live job holds the same lock key (one job per issue at a time).
+-- Rows another claimer has locked are skipped rather than waited for.
+SELECT j.id, j.lock_key FROM jobs AS j
+WHERE ((j.state = 'queued' AND j.run_at <= $1)
+       OR (j.state = 'running' AND j.locked_until <= $1))
+  AND (j.lock_key IS NULL OR NOT (j.lock_key = ANY ($2::text[])))
+  AND (j.lock_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jobs AS r
+        WHERE r.lock_key = j.lock_key AND r.id <> j.id
+          AND r.state = 'running' AND r.locked_until > $1))
+ORDER BY j.run_at, j.id
+LIMIT 1
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: try_lock_key
+-- $1 lock_key. Non-blocking, released when the claim transaction ends. The two-key form
+-- keeps these apart from the single-key migration lock.
+SELECT pg_try_advisory_xact_lock(hashtext('tembo-dispatch:lock_key'), hashtext($1));
+
+-- name: lock_key_held
+-- $1 lock_key, $2 the candidate's id, $3 now
+SELECT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE lock_key = $1 AND id <> $2 AND state = 'running' AND locked_until > $3);
+
+-- name: lease_job
+-- $1 id, $2 worker, $3 until, $4 now
+UPDATE jobs
+SET state = 'running', attempts = attempts + 1, locked_by = $2,
+    locked_until = $3, updated_at = $4
+WHERE id = $1
+RETURNING id, delivery_id, event, payload, attempts, progress;
+
+-- name: extend_lease
+-- $1 id, $2 worker, $3 until
+UPDATE jobs SET locked_until = $3
+WHERE id = $1 AND locked_by = $2 AND state = 'running';
+
+-- name: save_progress
+-- $1 id, $2 progress (JSON text)
+UPDATE jobs SET progress = $2 WHERE id = $1;
+
+-- name: finish_job
+-- $1 id, $2 now
+UPDATE jobs
+SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $2
+WHERE id = $1;
+
+-- name: retry_job
+-- $1 id, $2 error, $3 run_at
+UPDATE jobs
+SET state = 'queued', run_at = $3, last_error = $2,
+    locked_by = NULL, locked_until = NULL
+WHERE id = $1;
+
+-- name: fail_job
+-- $1 id, $2 error, $3 now, $4 state ('failed' or 'dead')
+UPDATE jobs
+SET state = $4, last_error = $2, locked_by = NULL, locked_until = NULL,
+    updated_at = $3
+WHERE id = $1;
+
+-- name: release_job
+-- $1 id
+UPDATE jobs
+SET state = 'queued', attempts = GREATEST(attempts - 1, 0), locked_by = NULL,
+    locked_until = NULL
+WHERE id = $1 AND state = 'running';
+
+-- name: next_run_at
+SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)
+FROM jobs WHERE state IN ('queued', 'running');
+
+-- name: insert_session
+-- $1 dispatch_id, $2 repo, $3 issue, $4 platform, $5 session_id, $6 url, $7 status,
+-- $8 created_at
+INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (dispatch_id) DO NOTHING;
+
+-- name: sessions_for_issue
+-- $1 repo, $2 issue
+SELECT dispatch_id, repo, issue, platform, session_id, url, created_at, status
+FROM sessions WHERE repo = $1 AND issue = $2 ORDER BY created_at, dispatch_id;
+
+-- name: insert_notice
+-- $1 repo, $2 issue, $3 kind, $4 now
+INSERT INTO notices (repo, issue, kind, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (repo, issue, kind) DO NOTHING;
+
+-- name: upsert_installation
+-- $1 id, $2 account, $3 state, $4 now
+INSERT INTO installations (id, account, state, updated_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET account = excluded.account, state = excluded.state,
+    updated_at = excluded.updated_at;
+
+-- name: add_repository
+-- $1 installation id, $2 full name
+INSERT INTO installation_repositories (installation_id, full_name) VALUES ($1, $2)
+ON CONFLICT DO NOTHING;
+
+-- name: remove_repository
+-- $1 installation id, $2 full name
+DELETE FROM installation_repositories WHERE installation_id = $1 AND full_name = $2;
+
+-- name: job_counts
+SELECT state, COUNT(*) FROM jobs GROUP BY state;
+
+-- name: count_installations
+SELECT COUNT(*) FROM installations WHERE state = 'active';
+
+-- name: count_repositories
+SELECT COUNT(*) FROM installation_repositories;
+
+-- name: recent_deliveries
+SELECT d.delivery_id, d.event, d.action, d.received_at, j.state
+FROM deliveries AS d LEFT JOIN jobs AS j ON j.delivery_id = d.delivery_id
+ORDER BY d.received_at DESC LIMIT 10;

@@ -1,0 +1,316 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for several replicas at once.
+
+Same contract and semantics as `SQLiteStore` (tests/test_store_contract.py runs one suite
+against both). What SQLite gets from its single writer, this store gets from row locks
+(`FOR UPDATE SKIP LOCKED`), advisory locks and leases, so any number of processes can
+ingest and claim from one database. SQL lives in `schema/postgres/`; this module only
+wires it to asyncpg, and keeps inline only the `CREATE SCHEMA` whose name it must quote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+import asyncpg
+
+from bot.adapters.sql import migrations, queries
+from bot.ports import Job, SessionRecord
+
+Q = queries("postgres")
+
+# What a caller may see when the server is down, restarting or refusing us.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+# asyncpg ships no type information; these are the parts of its API this module uses,
+# so that mypy checks our calls and nothing typed `Any` leaks out of the store.
+class _Row(Protocol):
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
+class _Connection(Protocol):
+    async def execute(self, query: str, *args: object) -> str: ...
+
+    async def fetch(self, query: str, *args: object) -> list[_Row]: ...
+
+    async def fetchrow(self, query: str, *args: object) -> _Row | None: ...
+
+    async def fetchval(self, query: str, *args: object) -> Any: ...
+
+
+class _TransactionalConnection(_Connection, Protocol):
+    def transaction(
+        self, *, isolation: str | None = None, readonly: bool = False
+    ) -> AbstractAsyncContextManager[object]: ...
+
+
+class _Pool(_Connection, Protocol):
+    def acquire(self) -> AbstractAsyncContextManager[_TransactionalConnection]: ...
+
+    async def close(self) -> None: ...
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _rowcount(status: str) -> int:
+    """The count at the end of a command tag: `UPDATE 1`, `INSERT 0 1`, `DELETE 0`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self._pool: _Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _connect(self) -> _Pool:
+        """The pool, opened on first use (constructors cannot await) and reopened after
+        a failed attempt, so a store created while the server is down recovers."""
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._pool is None:
+                settings = {} if self.schema is None else {"search_path": quote_ident(self.schema)}
+                pool: _Pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=1,
+                    max_size=10,
+                    timeout=10,  # seconds to connect: a health check must not hang
+                    command_timeout=60,
+                    server_settings=settings,
+                )
+                self._pool = pool
+            return self._pool
+
+    @asynccontextmanager
+    async def _transaction(
+        self, *, isolation: str | None = None, readonly: bool = False
+    ) -> AsyncIterator[_Connection]:
+        pool = await self._connect()
+        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
+            yield conn
+
+    # Methods made of one statement run it straight on the pool: PostgreSQL runs a lone
+    # statement in its own transaction, which saves the BEGIN and COMMIT round trips.
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Apply the missing numbered migrations, all in one transaction.
+
+        The transaction-scoped advisory lock (rather than `pg_advisory_lock`) is released
+        by COMMIT or ROLLBACK whatever happens, so a replica that crashes mid-migration can
+        never leave the lock held on a pooled connection. DDL is transactional here, so a
+        failed migration leaves nothing half-applied. (A future migration that needs
+        `CREATE INDEX CONCURRENTLY` would have to run outside this transaction.)
+        """
+        async with self._transaction() as conn:
+            await conn.execute(Q["migration_lock"])
+            if self.schema is not None:
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+            await conn.execute(Q["create_schema_version"])
+            done = {row[0] for row in await conn.fetch(Q["applied_versions"])}
+            for version, sql in migrations("postgres"):
+                if version in done:
+                    continue
+                await conn.execute(sql)  # no arguments: several statements are allowed
+                await conn.execute(Q["record_version"], version, time.time())
+
+    async def schema_version(self) -> int:
+        pool = await self._connect()
+        try:
+            return int(await pool.fetchval(Q["schema_version"]))
+        except asyncpg.UndefinedTableError:
+            return 0
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def ping(self) -> bool:
+        """True when the server answers and every migration is applied."""
+        try:
+            return await self.schema_version() >= migrations("postgres")[-1][0]
+        except _UNAVAILABLE:
+            return False
+
+    # -- deliveries and jobs -----------------------------------------------
+
+    async def enqueue(
+        self,
+        delivery_id: str,
+        event: str,
+        action: str | None,
+        payload: bytes,
+        lock_key: str | None,
+        now: float,
+    ) -> bool:
+        async with self._transaction() as conn:
+            # A redelivery conflicts on the primary key (waiting for a concurrent insert of
+            # the same id to commit or roll back) and inserts nothing, job included.
+            if await conn.fetchrow(Q["insert_delivery"], delivery_id, event, action, now) is None:
+                return False
+            await conn.execute(Q["insert_job"], delivery_id, event, payload, lock_key, now)
+            return True
+
+    async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
+        """Lease the oldest due job whose lock key no live job holds.
+
+        `SKIP LOCKED` lets concurrent claimers pass over each other's candidate rows, but
+        on its own it cannot keep two jobs with the same lock key apart: two claimers can
+        each lock a *different* row with key K, and neither sees the other's lease because
+        neither has committed yet. So before leasing a keyed candidate we take a
+        transaction-scoped advisory lock on the key, without waiting:
+
+        - not granted: another claim transaction is leasing a job with this key right now;
+          give up on the key for this claim and look for the next candidate.
+        - granted: any earlier claimer of this key has committed (advisory locks are let go
+          only after the commit is visible), so a fresh look at the table — the next
+          statement gets a new snapshot under READ COMMITTED — sees its lease. If a live
+          job holds the key, give up on the key; otherwise lease the candidate.
+
+        The lock lasts until our COMMIT, after which our lease is what keeps others out.
+        Nothing here waits on a lock, so claimers cannot deadlock. Each round gives up on
+        one more key, so the loop ends.
+        """
+        async with self._transaction() as conn:
+            passed: list[str] = []
+            while True:
+                candidate = await conn.fetchrow(Q["find_claimable"], now, passed)
+                if candidate is None:
+                    return None
+                job_id: int = candidate["id"]
+                key: str | None = candidate["lock_key"]
+                if key is not None:
+                    granted = bool(await conn.fetchval(Q["try_lock_key"], key))
+                    if not granted or await conn.fetchval(Q["lock_key_held"], key, job_id, now):
+                        passed.append(key)
+                        continue
+                row = await conn.fetchrow(Q["lease_job"], job_id, worker, now + lease_seconds, now)
+                assert row is not None  # the row is locked by this transaction
+                return Job(
+                    id=row["id"],
+                    delivery_id=row["delivery_id"],
+                    event=row["event"],
+                    payload=json.loads(row["payload"]),
+                    attempts=row["attempts"],
+                    progress=json.loads(row["progress"]),
+                )
+
+    async def extend(self, job_id: int, worker: str, until: float) -> bool:
+        pool = await self._connect()
+        return _rowcount(await pool.execute(Q["extend_lease"], job_id, worker, until)) == 1
+
+    async def save_progress(self, job_id: int, progress: dict[str, Any]) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["save_progress"], job_id, json.dumps(progress))
+
+    async def finish(self, job_id: int, now: float) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["finish_job"], job_id, now)
+
+    async def retry(self, job_id: int, error: str, run_at: float) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["retry_job"], job_id, error[:2000], run_at)
+
+    async def fail(self, job_id: int, error: str, now: float, *, dead: bool) -> None:
+        pool = await self._connect()
+        state = "dead" if dead else "failed"
+        await pool.execute(Q["fail_job"], job_id, error[:2000], now, state)
+
+    async def release(self, job_id: int) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["release_job"], job_id)
+
+    async def next_run_at(self) -> float | None:
+        pool = await self._connect()
+        value = await pool.fetchval(Q["next_run_at"])
+        return None if value is None else float(value)
+
+    # -- sessions, notices, installations -----------------------------------
+
+    async def record_session(self, record: SessionRecord) -> None:
+        pool = await self._connect()
+        await pool.execute(
+            Q["insert_session"],
+            record.dispatch_id,
+            record.repo,
+            record.issue,
+            record.platform,
+            record.session_id,
+            record.url,
+            record.status,
+            record.created_at,
+        )
+
+    async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]:
+        pool = await self._connect()
+        return [
+            SessionRecord(
+                dispatch_id=row["dispatch_id"],
+                repo=row["repo"],
+                issue=row["issue"],
+                platform=row["platform"],
+                session_id=row["session_id"],
+                url=row["url"],
+                created_at=row["created_at"],
+                status=row["status"],
+            )
+            for row in await pool.fetch(Q["sessions_for_issue"], repo, issue)
+        ]
+
+    async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
+        pool = await self._connect()
+        return _rowcount(await pool.execute(Q["insert_notice"], repo, issue, kind, now)) == 1
+
+    async def record_installation(
+        self, installation_id: int, account: str, action: str, now: float
+    ) -> None:
+        state = {"deleted": "deleted", "suspend": "suspended"}.get(action, "active")
+        pool = await self._connect()
+        await pool.execute(Q["upsert_installation"], installation_id, account, state, now)
+
+    async def record_repositories(
+        self, installation_id: int, added: tuple[str, ...], removed: tuple[str, ...]
+    ) -> None:
+        async with self._transaction() as conn:
+            for name in added:
+                await conn.execute(Q["add_repository"], installation_id, name)
+            for name in removed:
+                await conn.execute(Q["remove_repository"], installation_id, name)
+
+    async def job_counts(self) -> dict[str, int]:
+        pool = await self._connect()
+        return {row[0]: row[1] for row in await pool.fetch(Q["job_counts"])}
+
+    async def stats(self) -> dict[str, Any]:
+        # One snapshot for the three reads, so the numbers agree with each other.
+        async with self._transaction(isolation="repeatable_read", readonly=True) as conn:
+            return {
+                "installations": int(await conn.fetchval(Q["count_installations"])),
+                "repositories": int(await conn.fetchval(Q["count_repositories"])),
+                "recent_deliveries": [
+                    {
+                        "delivery_id": r[0],
+                        "event": r[1],
+                        "action": r[2],
+                        "received_at": r[3],
+                        "state": r[4],
+                    }
+                    for r in await conn.fetch(Q["recent_deliveries"])
+                ],
+            }

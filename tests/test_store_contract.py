@@ -1,0 +1,521 @@
+"""One contract for every `Store`: the same tests run against SQLite and PostgreSQL, so the
+two backends cannot drift apart.
+
+PostgreSQL comes from `TEST_DATABASE_URL` (default below); each test gets a fresh schema,
+dropped at the end. When the server cannot be reached those tests are skipped with the
+reason, never passed silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import asyncpg
+import pytest
+
+from bot.adapters.sql import migrations
+from bot.adapters.store import open_store
+from bot.adapters.store_postgres import PostgresStore, quote_ident
+from bot.adapters.store_sqlite import SQLiteStore
+from bot.ports import SessionRecord
+
+pytestmark = pytest.mark.anyio
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+NOW = 1_000.0
+LEASE = 30.0
+
+AnyStore = SQLiteStore | PostgresStore
+
+
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass
+class Backend:
+    """Where one test's data lives, and a way to open more stores on it (more replicas)."""
+
+    name: str
+    _open: Callable[[], AnyStore]
+    opened: list[AnyStore] = field(default_factory=list)
+
+    def open(self) -> AnyStore:
+        """A new store on the same database, not yet migrated."""
+        store = self._open()
+        self.opened.append(store)
+        return store
+
+    async def close_all(self) -> None:
+        for store in self.opened:
+            await store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        path = str(tmp_path / "store.db")
+        sqlite = Backend("sqlite", lambda: SQLiteStore(path))
+        yield sqlite
+        await sqlite.close_all()
+        return
+
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    try:
+        admin = await asyncpg.connect(url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pytest.skip(
+            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
+            "start it or point TEST_DATABASE_URL at one"
+        )
+    schema = f"t_{uuid.uuid4().hex}"
+    postgres = Backend("postgres", lambda: PostgresStore(url, schema=schema))
+    try:
+        await admin.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+        yield postgres
+    finally:
+        await postgres.close_all()
+        await admin.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AnyStore:
+    store = backend.open()
+    await store.migrate()
+    return store
+
+
+def body(n: int) -> bytes:
+    return json.dumps({"action": "labeled", "issue": {"number": n}}).encode()
+
+
+async def enqueue(
+    store: AnyStore, delivery_id: str, *, key: str | None = None, now: float = NOW
+) -> bool:
+    return await store.enqueue(delivery_id, "issues", "labeled", body(1), key, now)
+
+
+# -- deliveries --------------------------------------------------------------
+
+
+async def test_enqueue_of_a_seen_delivery_returns_false_and_writes_nothing(
+    store: AnyStore,
+) -> None:
+    assert await store.enqueue("d1", "issues", "labeled", body(1), "o/r#1", NOW) is True
+    assert await store.enqueue("d1", "issue_comment", "created", body(2), None, NOW + 1) is False
+
+    assert await store.job_counts() == {"queued": 1}
+    deliveries = (await store.stats())["recent_deliveries"]
+    assert deliveries == [
+        {
+            "delivery_id": "d1",
+            "event": "issues",
+            "action": "labeled",
+            "received_at": NOW,
+            "state": "queued",
+        }
+    ]
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None
+    assert (job.delivery_id, job.event, job.payload) == ("d1", "issues", json.loads(body(1)))
+
+
+async def test_payload_comes_back_as_the_parsed_body(store: AnyStore) -> None:
+    raw = '{"issue": {"title": "caf\\u00e9 \\ud83d\\udc40", "number": 7}, "x": [1, 2.5, null]}'
+    await store.enqueue("d1", "issues", None, raw.encode(), None, NOW)
+
+    job = await store.claim("w", NOW, LEASE)
+
+    assert job is not None
+    assert job.payload == json.loads(raw)
+    assert job.progress == {}
+
+
+# -- claiming and leases ---------------------------------------------------------
+
+
+async def test_claim_takes_the_oldest_due_job_first_and_leases_it(store: AnyStore) -> None:
+    await enqueue(store, "late", now=NOW + 5)
+    await enqueue(store, "early", now=NOW)
+    await enqueue(store, "early-too", now=NOW)
+
+    assert await store.claim("w", NOW - 1, LEASE) is None  # nothing due yet
+    claimed = [await store.claim("w", NOW + 10, LEASE) for _ in range(4)]
+
+    assert [job.delivery_id if job else None for job in claimed] == [
+        "early",
+        "early-too",
+        "late",
+        None,  # all three are leased
+    ]
+    assert [job.attempts for job in claimed if job] == [1, 1, 1]
+    assert await store.job_counts() == {"running": 3}
+
+
+async def test_a_job_with_a_live_lock_key_holds_back_the_next_one(store: AnyStore) -> None:
+    await enqueue(store, "first", key="o/r#1", now=NOW)
+    await enqueue(store, "second", key="o/r#1", now=NOW + 1)
+    await enqueue(store, "other", key="o/r#2", now=NOW + 2)
+
+    first = await store.claim("w", NOW + 5, LEASE)
+    other = await store.claim("w", NOW + 5, LEASE)
+    assert first is not None and first.delivery_id == "first"
+    assert other is not None and other.delivery_id == "other"
+    assert await store.claim("w", NOW + 5, LEASE) is None
+
+    await store.finish(first.id, NOW + 6)
+    second = await store.claim("w", NOW + 6, LEASE)
+    assert second is not None and second.delivery_id == "second"
+
+
+async def test_an_expired_lease_is_reclaimed_and_the_old_worker_loses_it(
+    store: AnyStore,
+) -> None:
+    await enqueue(store, "d1")
+    job = await store.claim("dead-worker", NOW, LEASE)
+    assert job is not None
+
+    assert await store.claim("other", NOW + LEASE - 1, LEASE) is None
+    again = await store.claim("other", NOW + LEASE, LEASE)
+
+    assert again is not None
+    assert again.id == job.id
+    assert again.attempts == 2
+    assert await store.extend(job.id, "dead-worker", NOW + 100) is False
+    assert await store.extend(job.id, "other", NOW + 100) is True
+    assert await store.claim("third", NOW + LEASE + 1, LEASE) is None  # extended
+
+
+async def test_an_expired_lease_is_reclaimed_before_its_lock_key_moves_on(
+    store: AnyStore,
+) -> None:
+    await enqueue(store, "first", key="o/r#1", now=NOW)
+    await enqueue(store, "second", key="o/r#1", now=NOW + 1)
+    first = await store.claim("dead-worker", NOW + 1, LEASE)
+    assert first is not None and first.delivery_id == "first"
+
+    reclaimed = await store.claim("other", NOW + 1 + LEASE, LEASE)
+
+    assert reclaimed is not None and reclaimed.delivery_id == "first"
+    assert await store.claim("other", NOW + 1 + LEASE, LEASE) is None
+
+
+async def test_retry_requeues_the_job_for_its_run_at(store: AnyStore) -> None:
+    await enqueue(store, "d1")
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None
+
+    await store.retry(job.id, "502 from GitHub", NOW + 60)
+
+    assert await store.job_counts() == {"queued": 1}
+    assert await store.next_run_at() == NOW + 60
+    assert await store.claim("w", NOW + 59, LEASE) is None
+    again = await store.claim("w", NOW + 60, LEASE)
+    assert again is not None
+    assert (again.id, again.attempts) == (job.id, 2)
+
+
+async def test_fail_buries_the_job_as_dead_or_failed(store: AnyStore) -> None:
+    await enqueue(store, "d1")
+    await enqueue(store, "d2")
+    one = await store.claim("w", NOW, LEASE)
+    two = await store.claim("w", NOW, LEASE)
+    assert one is not None and two is not None
+
+    await store.fail(one.id, "attempts used up", NOW + 1, dead=True)
+    await store.fail(two.id, "x" * 5000, NOW + 1, dead=False)
+
+    assert await store.job_counts() == {"dead": 1, "failed": 1}
+    assert await store.claim("w", NOW + 10_000, LEASE) is None
+    assert await store.next_run_at() is None
+
+
+async def test_release_gives_the_job_back_without_counting_an_attempt(store: AnyStore) -> None:
+    await enqueue(store, "d1")
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None and job.attempts == 1
+
+    await store.release(job.id)
+
+    assert await store.job_counts() == {"queued": 1}
+    again = await store.claim("w2", NOW, LEASE)
+    assert again is not None
+    assert (again.id, again.attempts) == (job.id, 1)
+    await store.finish(again.id, NOW + 1)
+    await store.release(again.id)  # only a running job is released
+    assert await store.job_counts() == {"done": 1}
+
+
+async def test_next_run_at_is_the_earliest_due_time_or_lease_end(store: AnyStore) -> None:
+    assert await store.next_run_at() is None
+
+    await enqueue(store, "d1", now=NOW + 100)
+    assert await store.next_run_at() == NOW + 100
+
+    job = await store.claim("w", NOW + 100, LEASE)
+    assert job is not None
+    assert await store.next_run_at() == NOW + 100 + LEASE  # when its lease runs out
+
+    await enqueue(store, "d2", now=NOW + 110)
+    assert await store.next_run_at() == NOW + 110
+
+    await store.finish(job.id, NOW + 111)
+    other = await store.claim("w", NOW + 111, LEASE)
+    assert other is not None
+    await store.finish(other.id, NOW + 112)
+    assert await store.next_run_at() is None
+
+
+async def test_saved_progress_comes_back_with_the_job(store: AnyStore) -> None:
+    await enqueue(store, "d1")
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None
+    progress = {
+        "reacted": True,
+        "status_comment_id": 2_147_483_648,
+        "session": {"id": "s-1", "url": "https://app.tembo.io/s/1", "status": "running"},
+        "note": "caf\u00e9 \U0001f440 with a NUL \x00 inside",
+    }
+
+    await store.save_progress(job.id, progress)
+    await store.release(job.id)
+    again = await store.claim("w", NOW, LEASE)
+
+    assert again is not None
+    assert again.progress == progress
+
+
+# -- sessions, notices, installations ---------------------------------------------
+
+
+def session(dispatch_id: str, created_at: float, issue: int = 7) -> SessionRecord:
+    return SessionRecord(
+        dispatch_id=dispatch_id,
+        repo="octo/hello",
+        issue=issue,
+        platform="tembo",
+        session_id=f"s-{dispatch_id}",
+        url=f"https://app.tembo.io/sessions/{dispatch_id}",
+        created_at=created_at,
+        status="queued",
+    )
+
+
+async def test_sessions_for_issue_are_listed_oldest_first(store: AnyStore) -> None:
+    await store.record_session(session("c", NOW + 2))
+    await store.record_session(session("b", NOW + 1))
+    await store.record_session(session("a", NOW + 2))
+    await store.record_session(session("other-issue", NOW, issue=8))
+    await store.record_session(session("b", NOW + 50))  # same dispatch: kept as first seen
+
+    found = await store.sessions_for_issue("octo/hello", 7)
+
+    assert found == [session("b", NOW + 1), session("a", NOW + 2), session("c", NOW + 2)]
+    assert await store.sessions_for_issue("octo/other", 7) == []
+
+
+async def test_a_notice_is_remembered_once_per_issue_and_kind(store: AnyStore) -> None:
+    assert await store.remember_notice("octo/hello", 7, "config-error", NOW) is True
+    assert await store.remember_notice("octo/hello", 7, "config-error", NOW + 1) is False
+    assert await store.remember_notice("octo/hello", 7, "permission", NOW) is True
+    assert await store.remember_notice("octo/hello", 8, "config-error", NOW) is True
+
+
+async def test_installations_repositories_and_jobs_feed_the_stats(store: AnyStore) -> None:
+    await store.record_installation(1, "octo", "created", NOW)
+    await store.record_installation(2, "acme", "created", NOW)
+    await store.record_installation(3, "gone", "created", NOW)
+    await store.record_installation(3, "gone", "deleted", NOW + 1)
+    await store.record_installation(2, "acme", "suspend", NOW + 1)
+    await store.record_installation(2, "acme", "unsuspend", NOW + 2)
+    await store.record_repositories(1, ("octo/a", "octo/b", "octo/c"), ())
+    await store.record_repositories(1, ("octo/a",), ("octo/b", "octo/missing"))
+    await store.record_repositories(2, ("acme/a",), ())
+    await store.enqueue("d1", "issues", "labeled", body(1), None, NOW)
+    await store.enqueue("d2", "installation", None, body(2), None, NOW + 1)
+    await store.enqueue("d3", "issue_comment", "created", body(3), None, NOW + 2)
+    job = await store.claim("w", NOW + 5, LEASE)
+    assert job is not None
+    await store.finish(job.id, NOW + 6)
+    await store.claim("w", NOW + 5, LEASE)
+
+    stats = await store.stats()
+
+    assert stats["installations"] == 2
+    assert stats["repositories"] == 3
+    assert stats["recent_deliveries"] == [
+        {
+            "delivery_id": "d3",
+            "event": "issue_comment",
+            "action": "created",
+            "received_at": NOW + 2,
+            "state": "queued",
+        },
+        {
+            "delivery_id": "d2",
+            "event": "installation",
+            "action": None,
+            "received_at": NOW + 1,
+            "state": "running",
+        },
+        {
+            "delivery_id": "d1",
+            "event": "issues",
+            "action": "labeled",
+            "received_at": NOW,
+            "state": "done",
+        },
+    ]
+    assert await store.job_counts() == {"queued": 1, "running": 1, "done": 1}
+
+
+async def test_recent_deliveries_keeps_the_last_ten(store: AnyStore) -> None:
+    for n in range(12):
+        await store.enqueue(f"d{n}", "issues", None, body(n), None, NOW + n)
+
+    recent = (await store.stats())["recent_deliveries"]
+
+    assert [d["delivery_id"] for d in recent] == [f"d{n}" for n in range(11, 1, -1)]
+
+
+# -- migrations ---------------------------------------------------------------
+
+
+async def test_an_unmigrated_store_does_not_answer_ping(backend: Backend) -> None:
+    store = backend.open()
+
+    assert await store.schema_version() == 0
+    assert await store.ping() is False
+    await store.migrate()
+    assert await store.ping() is True
+
+
+async def test_migrating_twice_is_a_no_op(backend: Backend, store: AnyStore) -> None:
+    await enqueue(store, "d1")
+    latest = migrations(backend.name)[-1][0]
+
+    await store.migrate()
+    await backend.open().migrate()
+
+    assert await store.schema_version() == latest
+    assert await store.ping() is True
+    assert await store.job_counts() == {"queued": 1}
+
+
+async def test_replicas_starting_together_migrate_once(backend: Backend) -> None:
+    replicas = [backend.open() for _ in range(4)]
+
+    async with anyio.create_task_group() as tg:
+        for replica in replicas:
+            tg.start_soon(replica.migrate)
+
+    latest = migrations(backend.name)[-1][0]
+    assert [await replica.schema_version() for replica in replicas] == [latest] * 4
+    assert await replicas[0].ping() is True
+
+
+async def test_ping_is_false_when_postgres_cannot_be_reached() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/test")  # nothing listens on 1
+
+    assert await store.ping() is False
+    await store.close()
+
+
+# -- several claimers ----------------------------------------------------------
+
+JOBS = 200
+CLAIMERS = 8
+
+
+async def claim_all(
+    backend: Backend, keys: Callable[[int], str | None]
+) -> tuple[list[int], list[str]]:
+    """Enqueue JOBS jobs, then drain them with CLAIMERS stores claiming at once (for
+    PostgreSQL, separate pools, as separate replicas would). Returns the claimed job ids,
+    and any lock key seen held by two claimers at the same time."""
+    first = backend.open()
+    await first.migrate()
+    for n in range(JOBS):
+        await first.enqueue(f"d{n}", "issues", "labeled", body(n), keys(n), NOW)
+
+    claimed: list[int] = []
+    held: set[str] = set()
+    overlaps: list[str] = []
+
+    async def claimer(name: str) -> None:
+        store = backend.open()
+        while len(claimed) < JOBS:
+            job = await store.claim(name, NOW, 300.0)
+            if job is None:
+                await anyio.sleep(0)  # the rest are leased or being leased: let others run
+                continue
+            claimed.append(job.id)
+            # Hold the job (and its key) across a round trip, as a worker's heartbeat
+            # would; let go of the key before finishing, so a claimer that gets the next
+            # job of the key right after the finish commits is not counted as an overlap.
+            key = keys(int(job.delivery_id.removeprefix("d"))) or job.delivery_id
+            if key in held:
+                overlaps.append(key)
+            held.add(key)
+            assert await store.extend(job.id, name, NOW + 300.0) is True
+            held.discard(key)
+            await store.finish(job.id, NOW + 1)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for n in range(CLAIMERS):
+                tg.start_soon(claimer, f"worker-{n}")
+
+    assert await first.job_counts() == {"done": JOBS}
+    return claimed, overlaps
+
+
+async def test_concurrent_claimers_take_every_job_exactly_once(backend: Backend) -> None:
+    claimed, _ = await claim_all(backend, lambda n: None)
+
+    assert len(claimed) == JOBS
+    assert len(set(claimed)) == JOBS
+
+
+async def test_concurrent_claimers_never_run_two_jobs_of_one_lock_key(backend: Backend) -> None:
+    # Fewer keys than claimers, so claimers keep meeting jobs whose key is being leased.
+    claimed, overlaps = await claim_all(backend, lambda n: f"octo/hello#{n % 3}")
+
+    assert sorted(claimed) == sorted(set(claimed))
+    assert len(claimed) == JOBS
+    assert overlaps == []
+
+
+# -- choosing the backend -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("sqlite:///{tmp}/x.db", SQLiteStore),
+        ("postgresql://app@db:5432/tembo", PostgresStore),
+        ("postgres://app@db/tembo", PostgresStore),
+    ],
+)
+async def test_database_url_chooses_the_store(url: str, kind: type, tmp_path: Path) -> None:
+    store = open_store(url.format(tmp=tmp_path))  # opening connects to nothing yet
+
+    assert isinstance(store, kind)
+    await store.close()
+
+
+def test_an_unknown_database_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        open_store("mysql://db/tembo")
