@@ -72,6 +72,50 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
+def replay(settings: Settings, since: str, dry_run: bool) -> int:
+    import time
+
+    import httpx
+
+    from bot.adapters.github import GitHubClient
+    from bot.adapters.store import open_store
+    from bot.ports import GitHubError
+    from bot.replay import parse_duration
+    from bot.replay import replay as run
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        print(f"tembo-dispatch: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        store = open_store(settings.database_url)
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            try:
+                await store.migrate()
+                report = await run(
+                    GitHubClient(settings, http), store, time.time() - window, dry_run=dry_run
+                )
+            except GitHubError as exc:
+                print(f"✗ {exc.message}", file=sys.stderr)
+                return 1
+            finally:
+                await store.close()
+        verb = "would redeliver" if dry_run else "redelivered"
+        print(
+            f"{report.listed} delivery attempts since {since} ago, {len(report.failed)} failed, "
+            f"{verb} {len(report.redelivered)}"
+        )
+        for guid in report.redelivered:
+            print(f"  {guid}")
+        for problem in report.errors:
+            print(f"✗ {problem}", file=sys.stderr)
+        return 1 if report.errors else 0
+
+    return asyncio.run(main())
+
+
 def check(settings: Settings) -> int:
     from bot.check import run_checks
 
@@ -87,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("worker", help="run workers only")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check", help="validate the configuration against GitHub and platforms")
+    replay_parser = sub.add_parser("replay", help="ask GitHub to redeliver failed deliveries")
+    replay_parser.add_argument("--since", default="6h", help="how far back: 30m, 6h, 2d")
+    replay_parser.add_argument("--dry-run", action="store_true", help="only list them")
     args = parser.parse_args(argv)
 
     settings = _settings()
@@ -100,4 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return migrate(settings)
         if args.command == "check":
             return check(settings)
+        if args.command == "replay":
+            return replay(settings, args.since, args.dry_run)
     return 0

@@ -132,6 +132,13 @@ async def test_enqueue_of_a_seen_delivery_returns_false_and_writes_nothing(
     assert (job.delivery_id, job.event, job.payload) == ("d1", "issues", json.loads(body(1)))
 
 
+async def test_has_delivery_knows_only_stored_deliveries(store: AnyStore) -> None:
+    assert await store.has_delivery("d1") is False
+    await enqueue(store, "d1")
+    assert await store.has_delivery("d1") is True
+    assert await store.has_delivery("d2") is False
+
+
 async def test_payload_comes_back_as_the_parsed_body(store: AnyStore) -> None:
     raw = '{"issue": {"title": "caf\\u00e9 \\ud83d\\udc40", "number": 7}, "x": [1, 2.5, null]}'
     await store.enqueue("d1", "issues", None, raw.encode(), None, NOW)

@@ -194,11 +194,16 @@ class GitHubClient:
             raise error_for(response, self._clock())
         return response
 
-    async def app_request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """A call authenticated as the App itself (JWT)."""
+    async def app_response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call authenticated as the App itself (JWT); the whole response, for paging."""
         response = await self._send(method, path, f"Bearer {self.jwt()}", **kwargs)
         if response.status_code == 404:
             raise error_for(response, self._clock())
+        return response
+
+    async def app_request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call authenticated as the App itself (JWT); the decoded body."""
+        response = await self.app_response(method, path, **kwargs)
         return response.json() if response.content else None
 
     async def _request(

@@ -167,6 +167,10 @@ class PostgresStore:
             await conn.execute(Q["insert_job"], delivery_id, event, payload, lock_key, now)
             return True
 
+    async def has_delivery(self, delivery_id: str) -> bool:
+        pool = await self._connect()
+        return bool(await pool.fetchval(Q["has_delivery"], delivery_id))
+
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         """Lease the oldest due job whose lock key no live job holds.
 

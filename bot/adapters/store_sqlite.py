@@ -139,6 +139,12 @@ class SQLiteStore:
 
         return await self._run(write)
 
+    async def has_delivery(self, delivery_id: str) -> bool:
+        params = {"delivery_id": delivery_id}
+        return await self._run(
+            lambda db: db.execute(Q["has_delivery"], params).fetchone() is not None
+        )
+
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         def lease(db: sqlite3.Connection) -> Job | None:
             row = db.execute(Q["find_claimable"], {"now": now}).fetchone()

@@ -52,6 +52,9 @@ class FakeGitHub:
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
     token_lifetime: float = 3600.0
     clock: Callable[[], float] = time.time
+    # The App's webhook delivery log (GET /app/hook/deliveries), newest first.
+    hook_deliveries: list[dict[str, Any]] = field(default_factory=list)
+    redelivered: list[int] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     @property
@@ -128,6 +131,15 @@ class FakeGitHub:
                 200,
                 json={"id": int(self.app_id), "slug": "tembo-dispatch", "name": "tembo-dispatch"},
             )
+        if request.method == "GET" and path == "/app/hook/deliveries":
+            return self._hook_deliveries(request)
+        if request.method == "POST" and (
+            m := re.fullmatch(r"/app/hook/deliveries/(\d+)/attempts", path)
+        ):
+            if not any(d["id"] == int(m[1]) for d in self.hook_deliveries):
+                return error(404, "Not Found")
+            self.redelivered.append(int(m[1]))
+            return httpx.Response(202, json={})
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if request.method == "POST" and match:
             token = "ghs_" + secrets.token_hex(16)
@@ -138,6 +150,38 @@ class FakeGitHub:
                 201, json={"token": token, "expires_at": stamp, "permissions": {"issues": "write"}}
             )
         return error(404, "Not Found")
+
+    def add_hook_delivery(
+        self, guid: str, status_code: int, age: float, event: str = "issues"
+    ) -> dict[str, Any]:
+        """One attempt in the delivery log, shaped as GitHub documents it."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock() - age))
+        item = {
+            "id": len(self.hook_deliveries) + 1,
+            "guid": guid,
+            "delivered_at": stamp,
+            "redelivery": False,
+            "duration": 0.2,
+            "status": "OK" if status_code < 300 else "Service Unavailable",
+            "status_code": status_code,
+            "event": event,
+            "action": "labeled",
+            "installation_id": 1,
+            "repository_id": 1,
+        }
+        self.hook_deliveries.append(item)
+        self.hook_deliveries.sort(key=lambda d: d["delivered_at"], reverse=True)
+        return item
+
+    def _hook_deliveries(self, request: httpx.Request) -> httpx.Response:
+        per_page = int(request.url.params.get("per_page", 30))
+        start = int(request.url.params.get("cursor", "0"))
+        chunk = self.hook_deliveries[start : start + per_page]
+        headers = {}
+        if start + per_page < len(self.hook_deliveries):
+            next_url = request.url.copy_set_param("cursor", str(start + per_page))
+            headers["link"] = f'<{next_url}>; rel="next"'
+        return httpx.Response(200, json=chunk, headers=headers)
 
     def _as_installation(self, request: httpx.Request, path: str) -> httpx.Response:
         method = request.method

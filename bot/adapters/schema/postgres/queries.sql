@@ -29,6 +29,10 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (delivery_id) DO NOTHING
 RETURNING delivery_id;
 
+-- name: has_delivery
+-- $1 delivery_id
+SELECT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1);
+
 -- name: insert_job
 -- $1 delivery_id, $2 event, $3 payload, $4 lock_key, $5 now
 INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)

@@ -3,6 +3,9 @@ INSERT INTO deliveries (delivery_id, event, action, received_at)
 VALUES (:delivery_id, :event, :action, :now)
 ON CONFLICT (delivery_id) DO NOTHING;
 
+-- name: has_delivery
+SELECT 1 FROM deliveries WHERE delivery_id = :delivery_id;
+
 -- name: insert_job
 INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
 VALUES (:delivery_id, :event, :payload, :lock_key, :now, :now, :now);
