@@ -29,5 +29,12 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Longer runs of the robustness tests: 10,000 fuzz cases; 2,000 issues under faults.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:logging tests/test_fuzz.py
+
+soak: $(STAMP)
+	SOAK_ISSUES=2000 $(BIN)/python -m pytest -q -p no:logging tests/test_faults.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
