@@ -77,8 +77,42 @@ class FakeTembo:
                 injected = self.fault(request)
                 if injected is not None:
                     return injected
-            return httpx.Response(200, json={"sessions": list(reversed(self.sessions))})
+            return httpx.Response(200, json=self.listing(request))
         return httpx.Response(404, json={"error": "Not found"})
+
+    def listing(self, request: httpx.Request) -> dict[str, Any]:
+        """`GET /session/list`, newest first. No Tembo page documents this call; its shape
+        is that of the predecessor `GET /task/list` in Tembo's Stainless SDK
+        (github.com/tembo/sdk-python src/tembo/types/task_list_response.py):
+        `{issues: [{id, createdAt, description, organizationId, status, title,
+        updatedAt}], meta: {currentPage, hasNext, hasPrevious, pageSize, totalCount,
+        totalPages}}`, each item also carrying the session's htmlUrl (seed 001)."""
+        limit = min(int(request.url.params.get("limit", "10")), 100)
+        page = max(int(request.url.params.get("page", "1")), 1)
+        newest = list(reversed(self.sessions))
+        fields = (
+            "id",
+            "title",
+            "description",
+            "status",
+            "createdAt",
+            "updatedAt",
+            "organizationId",
+            "htmlUrl",
+        )
+        shown = newest[(page - 1) * limit : page * limit]
+        pages = max((len(newest) + limit - 1) // limit, 1)
+        return {
+            "issues": [{key: item[key] for key in fields} for item in shown],
+            "meta": {
+                "currentPage": page,
+                "hasNext": page < pages,
+                "hasPrevious": page > 1,
+                "pageSize": limit,
+                "totalCount": len(newest),
+                "totalPages": pages,
+            },
+        }
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         session_id = str(uuid.uuid4())

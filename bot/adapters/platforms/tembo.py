@@ -13,8 +13,20 @@ from bot.ports import PlatformError, Session, SessionRequest
 NAME = "tembo"
 CREATE_PATH = "/session/create"
 # Listing sessions lets a create whose answer was lost be found instead of repeated.
+# Tembo's API pages (seeds 000/001, docs.tembo.io) document only /session/create. The
+# nearest documented list is its predecessor in the same Stainless SDK, `GET /task/list`
+# ?limit (max 100)&page -> {"issues": [...], "meta": {...}} (github.com/tembo/sdk-python
+# src/tembo/resources/task.py and types/task_list_response.py; tembo/sdk
+# src/resources/task.ts), whose items carry id, title, description, status, createdAt,
+# updatedAt and organizationId. /session/list is assumed to be its renamed twin; the
+# shapes guessed before (`sessions`, `data`, a bare list) are still read.
 LIST_PATH = "/session/list"
-LIST_LIMIT = 50
+LIST_LIMIT = 100
+# Newest first, so a lost answer's session is near the top; a burst of dispatches can
+# push it past the first page.
+LIST_PAGES = 5
+# The link's form in seed 001's example, for list items that carry no htmlUrl.
+APP_SESSION_URL = "https://app.tembo.io/sessions/{id}"
 EXPLAIN = {
     401: "TEMBO_API_KEY was refused; create a new key in Tembo's settings",
     403: "the Tembo key may not create sessions for this organisation",
@@ -66,23 +78,32 @@ class TemboPlatform:
         return _session(data)
 
     async def find_session(self, request: SessionRequest) -> Session | None:
-        data = await send(
-            self._http,
-            "Tembo",
-            "GET",
-            f"{self.base_url}{LIST_PATH}",
-            headers=self._headers(),
-            params={"limit": LIST_LIMIT},
-            explain=EXPLAIN,
-        )
-        items = data.get("sessions", data.get("data", [])) if isinstance(data, dict) else data
         marker = f"dispatch-id: {request.dispatch_id}"
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, dict):
-                continue
-            text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
-            if marker in text:
-                return _session(item)
+        for page in range(1, LIST_PAGES + 1):
+            data = await send(
+                self._http,
+                "Tembo",
+                "GET",
+                f"{self.base_url}{LIST_PATH}",
+                headers=self._headers(),
+                params={"limit": LIST_LIMIT, "page": page},
+                explain=EXPLAIN,
+            )
+            items: Any = data
+            if isinstance(data, dict):
+                items = next(
+                    (data[key] for key in ("issues", "sessions", "data") if key in data), []
+                )
+            for item in items if isinstance(items, list) else []:
+                if not isinstance(item, dict) or not item.get("id"):
+                    continue
+                text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
+                if marker in text:
+                    url = item.get("htmlUrl") or APP_SESSION_URL.format(id=item["id"])
+                    return _session({**item, "htmlUrl": url})
+            meta = data.get("meta") if isinstance(data, dict) else None
+            if not (isinstance(meta, dict) and meta.get("hasNext") is True):
+                break
         return None
 
 

@@ -21,12 +21,17 @@ def error_message(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:300] or response.reason_phrase
     if isinstance(data, dict):
+        said: list[str] = []
         for key in ("error", "message", "detail"):
             value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
             if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return str(value["message"])
+                said.append(value)
+        # Fastify-style bodies put the reason phrase in `error` and the words in `message`.
+        useful = [s for s in said if s.lower() != response.reason_phrase.lower()]
+        if useful or said:
+            return (useful or said)[0]
     return str(data)[:300]
 
 

@@ -1,0 +1,161 @@
+"""Magnet (seed 004): `POST /api/sessions` `{organizationId, initialMessage, repoUrl,
+baseBranch, model}`, answered 201 `{session}`. The link posted back is
+`MAGNET_SESSION_URL` with the id.
+
+Magnet's page says API keys cannot create sessions: they must be attributed to a user,
+so the call carries a signed-in browser's `__session` cookie (`MAGNET_SESSION_COOKIE`),
+which expires. Each refusal therefore says what the operator should do.
+
+After a lost answer, `find_session` reads List Sessions and Get Session
+(docs.magnet.run/api-reference/sessions/list-sessions, .../get-session) and looks for the
+dispatch id in the first message of this repository's sessions. Those pages document an
+API key; this adapter has only the cookie. If Magnet refuses it, nothing is found and
+the retry may create a second session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bot.adapters.platforms.transport import send
+from bot.ports import PlatformError, Session, SessionRequest
+
+NAME = "magnet"
+LABEL = "Magnet"
+SESSIONS_PATH = "/api/sessions"
+COOKIE = "__session"
+# This repository's sessions whose messages are read before giving up.
+CANDIDATES = 10
+
+
+def explain(organization_id: str) -> dict[int, str]:
+    return {
+        400: (
+            "Magnet refuses sessions created with an API key: MAGNET_SESSION_COOKIE must "
+            "hold the __session cookie of a browser signed in to magnet.run"
+        ),
+        401: (
+            "the browser session in MAGNET_SESSION_COOKIE has expired or is invalid: sign "
+            "in to magnet.run and copy a fresh __session cookie into MAGNET_SESSION_COOKIE"
+        ),
+        403: (
+            f"the signed-in Magnet user has no access to MAGNET_ORGANIZATION_ID "
+            f"({organization_id}); check the id or ask for access to that organization"
+        ),
+        404: "MAGNET_BASE_URL does not point at Magnet (https://magnet.run)",
+    }
+
+
+class MagnetPlatform:
+    name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        session_cookie: str,
+        organization_id: str,
+        base_url: str = "https://magnet.run",
+        session_url: str = "https://magnet.run/sessions/{id}",
+    ) -> None:
+        self._http = http
+        # Accept the cookie as copied from a browser, with or without its name.
+        self._cookie = session_cookie.strip().removeprefix(f"{COOKIE}=")
+        self.organization_id = organization_id
+        self.base_url = base_url.rstrip("/")
+        self.session_url = session_url
+        self._explain = explain(organization_id)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Cookie": f"{COOKIE}={self._cookie}", "Accept": "application/json"}
+
+    def body(self, request: SessionRequest) -> dict[str, Any]:
+        """The create body: only fields seed 004 lists. Magnet names the branch itself."""
+        body: dict[str, Any] = {
+            "organizationId": self.organization_id,
+            "initialMessage": request.prompt,
+            "repoUrl": request.repository.html_url,
+            "baseBranch": request.target_branch,
+        }
+        if request.agent:
+            body["model"] = request.agent
+        return body
+
+    async def create_session(self, request: SessionRequest) -> Session:
+        data = await send(
+            self._http,
+            LABEL,
+            "POST",
+            f"{self.base_url}{SESSIONS_PATH}",
+            headers=self._headers(),
+            json=self.body(request),
+            explain=self._explain,
+        )
+        return self._session(data.get("session") if isinstance(data, dict) else None)
+
+    async def find_session(self, request: SessionRequest) -> Session | None:
+        data = await self._get(SESSIONS_PATH)
+        sessions = data.get("sessions") if isinstance(data, dict) else None
+        ours = [
+            item
+            for item in (sessions if isinstance(sessions, list) else [])
+            if isinstance(item, dict)
+            and item.get("id")
+            and _repository(item) == request.repository.full_name
+        ]
+        marker = f"dispatch-id: {request.dispatch_id}"
+        for item in ours[:CANDIDATES]:
+            detail = await self._get(f"{SESSIONS_PATH}/{item['id']}")
+            session = detail.get("session") if isinstance(detail, dict) else None
+            if isinstance(session, dict) and marker in _first_user_message(session):
+                return self._session(session)
+        return None
+
+    async def _get(self, path: str) -> Any:
+        """A read for reconciling; None when Magnet refuses the cookie for it."""
+        try:
+            return await send(
+                self._http,
+                LABEL,
+                "GET",
+                f"{self.base_url}{path}",
+                headers=self._headers(),
+                params={"organizationId": self.organization_id},
+            )
+        except PlatformError as exc:
+            if exc.transient:
+                raise
+            return None
+
+    def _session(self, data: Any) -> Session:
+        if not isinstance(data, dict) or not data.get("id"):
+            raise PlatformError(
+                "Magnet answered without a session id", transient=True, ambiguous=True
+            )
+        session_id = str(data["id"])
+        return Session(
+            id=session_id,
+            url=self.session_url.format(id=session_id),
+            status=str(data.get("status") or ""),
+        )
+
+
+def _repository(session: dict[str, Any]) -> Any:
+    metadata = session.get("metadata")
+    return metadata.get("repository") if isinstance(metadata, dict) else None
+
+
+def _first_user_message(session: dict[str, Any]) -> str:
+    """The text of the session's first user message (Get Session's `messages`)."""
+    for message in session.get("messages") or []:
+        if not isinstance(message, dict) or message.get("type") != "user":
+            continue
+        inner = message.get("message")
+        content = inner.get("content") if isinstance(inner, dict) else None
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+        return ""
+    return ""

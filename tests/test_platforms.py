@@ -1,0 +1,672 @@
+"""Contract tests: each platform adapter against a fake of its documented HTTP API,
+through `httpx.MockTransport`, for every answer its page lists; the two-step platforms'
+retry of the second step; dry-run's preview; the factory's refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.adapters.platforms import platform_factory
+from bot.adapters.platforms.agen import AgenPlatform
+from bot.adapters.platforms.dry_run import DryRunPlatform
+from bot.adapters.platforms.magnet import MagnetPlatform
+from bot.adapters.platforms.recoup import RecoupPlatform
+from bot.adapters.platforms.tembo import TemboPlatform
+from bot.events import Repository
+from bot.ports import MissingCredentials, PlatformError, SessionRequest
+from bot.settings import Secret, Settings
+from tests.fakes import agen as agen_fake
+from tests.fakes import magnet as magnet_fake
+from tests.fakes import recoup as recoup_fake
+from tests.fakes.agen import FakeAgen
+from tests.fakes.magnet import FakeMagnet
+from tests.fakes.recoup import FakeRecoup
+from tests.fakes.tembo import FakeTembo
+
+pytestmark = pytest.mark.anyio
+
+DEFAULTS = Settings()
+REPO = Repository(
+    full_name="acme/web-app",
+    html_url="https://github.com/acme/web-app",
+    clone_url="https://github.com/acme/web-app.git",
+    default_branch="main",
+)
+BRANCH = "tembo/7-fix-the-login-bug"
+PLATFORMS = ("tembo", "recoup", "agen", "magnet")
+CREATE_PATHS = {
+    "tembo": "/session/create",
+    "recoup": "/api/sessions",
+    "agen": "/api/v1/sessions",
+    "magnet": "/api/sessions",
+}
+# What the operator must look at, for each platform's refusals.
+CREDENTIAL = {
+    "tembo": "TEMBO_API_KEY",
+    "recoup": "RECOUP_API_KEY",
+    "agen": "AGEN_API_KEY",
+    "magnet": "MAGNET_SESSION_COOKIE",
+}
+FORBIDDEN = {
+    "tembo": "may not create sessions",
+    "recoup": "may not create sessions",
+    "agen": "sessions:write",
+    "magnet": "MAGNET_ORGANIZATION_ID",
+}
+BASE_URL_VARIABLE = {
+    "tembo": "TEMBO_BASE_URL",
+    "recoup": "RECOUP_BASE_URL",
+    "agen": "AGEN_BASE_URL",
+    "magnet": "MAGNET_BASE_URL",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def session_request(
+    dispatch_id: str = "gh-delivery-1", agent: str | None = None, branch: str = BRANCH
+) -> SessionRequest:
+    return SessionRequest(
+        dispatch_id=dispatch_id,
+        title="Fix the login bug",
+        prompt=f"Resolve issue #7: Fix the login bug.\n\ndispatch-id: {dispatch_id}\n",
+        repository=REPO,
+        target_branch="main",
+        branch_name=branch,
+        agent=agent,
+    )
+
+
+Fake = FakeTembo | FakeRecoup | FakeAgen | FakeMagnet
+Fault = Callable[[httpx.Request], httpx.Response | None]
+
+
+def new_fake(name: str) -> Fake:
+    fakes: dict[str, Callable[[], Fake]] = {
+        "tembo": FakeTembo,
+        "recoup": FakeRecoup,
+        "agen": FakeAgen,
+        "magnet": FakeMagnet,
+    }
+    return fakes[name]()
+
+
+def adapter(name: str, fake: Any, http: httpx.AsyncClient, base_url: str | None = None) -> Any:
+    base = base_url or fake.base_url
+    if name == "tembo":
+        return TemboPlatform(http, fake.api_key, base)
+    if name == "recoup":
+        return RecoupPlatform(http, fake.api_key, base, DEFAULTS.recoup_chat_url)
+    if name == "agen":
+        return AgenPlatform(http, fake.api_key, base, DEFAULTS.agen_session_url)
+    return MagnetPlatform(
+        http, fake.cookie, fake.organization_id, base, DEFAULTS.magnet_session_url
+    )
+
+
+@dataclass
+class Rig:
+    name: str
+    fake: Any
+    http: httpx.AsyncClient
+    platform: Any
+
+    def again(self, base_url: str | None = None) -> Any:
+        """Another adapter on the same fake: a restarted process, or another base URL."""
+        return adapter(self.name, self.fake, self.http, base_url)
+
+    def on_create(self, answer: Fault) -> None:
+        """Let `answer` decide the create call; every other call goes through."""
+
+        def fault(request: httpx.Request) -> httpx.Response | None:
+            if request.method == "POST" and request.url.path == CREATE_PATHS[self.name]:
+                return answer(request)
+            return None
+
+        self.fake.fault = fault
+
+    def refuse_credentials(self) -> None:
+        if isinstance(self.fake, FakeMagnet):
+            self.fake.cookie = "another-browser-session"
+        else:
+            self.fake.api_key = "another-key"
+
+
+@pytest.fixture(params=PLATFORMS)
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    name = request.param
+    fake = new_fake(name)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        yield Rig(name, fake, http, adapter(name, fake, http))
+
+
+def reply(status: int, body: dict[str, Any], **headers: str) -> Fault:
+    return lambda request: httpx.Response(status, json=body, headers=headers)
+
+
+def raise_(error: type[httpx.TransportError]) -> Fault:
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        raise error("injected", request=request)
+
+    return fault
+
+
+def platform_error(name: str, status: int, message: str) -> dict[str, Any]:
+    """An error body in the shape each fake (and so each API, as far as known) uses."""
+    if name == "agen":
+        return json.loads(agen_fake.failure(status, message).content)
+    if name == "recoup":
+        return json.loads(recoup_fake.failure(status, message).content)
+    return {"error": message}
+
+
+# ---------------------------------------------------------------------------
+# Success: what is sent, and the link that comes back
+
+
+async def test_tembo_sends_the_documented_body_and_links_html_url() -> None:
+    fake = FakeTembo()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        session = await adapter("tembo", fake, http).create_session(session_request())
+    assert fake.requests == [
+        {
+            "prompt": session_request().prompt,
+            "repositories": [REPO.html_url],
+            "targetBranch": "main",
+            "branchName": BRANCH,
+        }
+    ]
+    assert session.id == fake.sessions[0]["id"]
+    assert session.url == fake.sessions[0]["htmlUrl"]
+
+
+async def test_recoup_creates_the_session_then_sends_the_prompt_to_its_chat() -> None:
+    fake = FakeRecoup()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        session = await adapter("recoup", fake, http).create_session(session_request())
+    [created] = fake.sessions
+    [chat] = fake.chats
+    assert fake.requests == [
+        (
+            "POST",
+            "/api/sessions",
+            {
+                "title": "Fix the login bug",
+                "repoOwner": "acme",
+                "repoName": "web-app",
+                "branch": BRANCH,
+                "cloneUrl": REPO.clone_url,
+                "isNewBranch": True,
+            },
+        ),
+        (
+            "POST",
+            "/api/chat/runs",
+            {"prompt": session_request().prompt, "sessionId": created["id"], "chatId": chat["id"]},
+        ),
+    ]
+    assert session.id == created["id"]
+    assert session.url == f"https://chat.recoupable.com/sessions/{created['id']}/chats/{chat['id']}"
+    assert session.status == "running"
+
+
+async def test_agen_creates_the_session_then_sends_the_prompt_tagged_with_the_dispatch() -> None:
+    fake = FakeAgen()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        session = await adapter("agen", fake, http).create_session(
+            session_request(agent="claude-sonnet-4-5")
+        )
+    [created] = fake.sessions
+    assert fake.requests == [
+        (
+            "POST",
+            "/api/v1/sessions",
+            {"branch_name": BRANCH, "auto_commit": True, "model": "claude-sonnet-4-5"},
+        ),
+        (
+            "POST",
+            f"/api/v1/sessions/{created['id']}/messages",
+            {"message": session_request().prompt, "client_id": "gh-delivery-1"},
+        ),
+    ]
+    assert session.id == created["id"]
+    assert session.url == f"https://app.agenhq.com/sessions/{created['id']}"
+
+
+async def test_magnet_creates_with_the_browser_cookie_and_links_the_session() -> None:
+    fake = FakeMagnet()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        session = await adapter("magnet", fake, http).create_session(session_request())
+    assert fake.requests == [
+        (
+            "POST",
+            "/api/sessions",
+            {
+                "organizationId": "org_abc123",
+                "initialMessage": session_request().prompt,
+                "repoUrl": REPO.html_url,
+                "baseBranch": "main",
+            },
+        )
+    ]
+    assert session.id == fake.sessions[0]["id"]
+    assert session.url == f"https://magnet.run/sessions/{session.id}"
+    assert session.status == "active"
+
+
+async def test_magnet_accepts_the_cookie_pasted_with_its_name() -> None:
+    fake = FakeMagnet()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        platform = MagnetPlatform(http, f"__session={fake.cookie}", "org_abc123", fake.base_url)
+        session = await platform.create_session(session_request())
+    assert session.id == fake.sessions[0]["id"]
+
+
+# ---------------------------------------------------------------------------
+# Every error class, on every platform
+
+
+async def test_a_400_shows_the_platforms_own_words(rig: Rig) -> None:
+    rig.on_create(reply(400, platform_error(rig.name, 400, "the repository is archived")))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.status == 400
+    assert not raised.value.transient
+    assert "the repository is archived" in raised.value.message
+
+
+async def test_a_refused_credential_is_permanent_and_names_the_variable(rig: Rig) -> None:
+    rig.refuse_credentials()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.status == 401
+    assert not raised.value.transient
+    assert CREDENTIAL[rig.name] in raised.value.message
+
+
+async def test_a_403_is_permanent_and_says_what_is_missing(rig: Rig) -> None:
+    rig.on_create(reply(403, platform_error(rig.name, 403, "Forbidden")))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.status == 403
+    assert not raised.value.transient
+    assert FORBIDDEN[rig.name] in raised.value.message
+
+
+async def test_a_404_points_at_the_base_url(rig: Rig) -> None:
+    platform = rig.again(base_url=f"{rig.fake.base_url}/v9")
+    with pytest.raises(PlatformError) as raised:
+        await platform.create_session(session_request())
+    assert raised.value.status == 404
+    assert not raised.value.transient
+    assert BASE_URL_VARIABLE[rig.name] in raised.value.message
+
+
+async def test_a_429_is_retried_after_the_platforms_delay(rig: Rig) -> None:
+    rig.on_create(reply(429, platform_error(rig.name, 429, "slow down"), **{"Retry-After": "7"}))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.transient
+    assert raised.value.retry_after == 7.0
+    assert not raised.value.ambiguous
+
+
+async def test_a_500_is_transient(rig: Rig) -> None:
+    rig.on_create(reply(500, platform_error(rig.name, 500, "Internal server error")))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.transient
+    assert not raised.value.ambiguous
+
+
+async def test_a_timeout_after_sending_is_transient_and_ambiguous(rig: Rig) -> None:
+    rig.on_create(raise_(httpx.ReadTimeout))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.transient
+    assert raised.value.ambiguous
+
+
+async def test_an_unreachable_platform_is_transient_and_not_ambiguous(rig: Rig) -> None:
+    rig.on_create(raise_(httpx.ConnectError))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert raised.value.transient
+    assert not raised.value.ambiguous
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (400, "MAGNET_SESSION_COOKIE must hold the __session cookie of a browser"),
+        (401, "sign in to magnet.run and copy a fresh __session cookie"),
+        (403, "no access to MAGNET_ORGANIZATION_ID (org_abc123)"),
+    ],
+)
+async def test_magnet_refusals_tell_the_operator_what_to_do(status: int, words: str) -> None:
+    fake = FakeMagnet(fault=reply(status, {"error": "nope"}))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        with pytest.raises(PlatformError) as raised:
+            await adapter("magnet", fake, http).create_session(session_request())
+    assert raised.value.status == status
+    assert not raised.value.transient
+    assert words in raised.value.message
+
+
+# ---------------------------------------------------------------------------
+# Two steps, one unit: the prompt step is retried without a second session
+
+
+def fail_prompt_once(rig: Rig, answer: Fault) -> None:
+    failures = [answer]
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        is_prompt = request.url.path.endswith(("/messages", "/chat/runs"))
+        if request.method == "POST" and is_prompt and failures:
+            return failures.pop()(request)
+        return None
+
+    rig.fake.fault = fault
+
+
+def prompts_sent(rig: Rig) -> list[str]:
+    if isinstance(rig.fake, FakeRecoup):
+        return [run["prompt"] for run in rig.fake.runs]
+    return [p for s in rig.fake.sessions for p in rig.fake.prompts(s["id"])]
+
+
+@pytest.mark.parametrize("rig", ["recoup", "agen"], indirect=True)
+async def test_a_failed_prompt_is_retried_without_a_second_session(rig: Rig) -> None:
+    fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request)
+    assert raised.value.transient
+    assert "was created but the prompt could not be sent" in raised.value.message
+    # The worker looks before it creates again; the half-made session is not "found"...
+    assert await rig.platform.find_session(request) is None
+    # ...so it calls create_session, which only sends the prompt.
+    session = await rig.platform.create_session(request)
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["recoup", "agen"], indirect=True)
+async def test_a_refused_prompt_is_permanent_and_links_the_session(rig: Rig) -> None:
+    fail_prompt_once(rig, reply(400, platform_error(rig.name, 400, "prompt too long")))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request())
+    assert not raised.value.transient
+    assert rig.fake.sessions[0]["id"] in raised.value.message
+
+
+@pytest.mark.parametrize("rig", ["agen"], indirect=True)
+async def test_agen_prompt_whose_answer_was_lost_is_not_sent_twice(rig: Rig) -> None:
+    def delivered_then_lost(request: httpx.Request) -> httpx.Response | None:
+        rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    fail_prompt_once(rig, delivered_then_lost)
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request)
+    assert raised.value.ambiguous
+    session = await rig.platform.create_session(request)
+    assert prompts_sent(rig) == [request.prompt]
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+
+
+@pytest.mark.parametrize("rig", ["agen"], indirect=True)
+async def test_agen_session_unprompted_before_a_restart_is_prompted_not_duplicated(
+    rig: Rig,
+) -> None:
+    fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
+    request = session_request()
+    with pytest.raises(PlatformError):
+        await rig.platform.create_session(request)
+    restarted = rig.again()
+    assert await restarted.find_session(request) is None
+    session = await restarted.create_session(request)
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["agen"], indirect=True)
+async def test_agen_lost_create_answer_is_reconciled_not_repeated(rig: Rig) -> None:
+    def created_then_lost(request: httpx.Request) -> httpx.Response | None:
+        rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    rig.on_create(created_then_lost)
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request)
+    assert raised.value.ambiguous
+    rig.fake.fault = None
+    assert await rig.platform.find_session(request) is None
+    session = await rig.platform.create_session(request)
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["agen"], indirect=True)
+async def test_agen_finds_a_started_session_by_branch_and_dispatch(rig: Rig) -> None:
+    mine = await rig.platform.create_session(session_request())
+    await rig.platform.create_session(session_request("gh-later"))  # same issue, same branch
+    assert await rig.again().find_session(session_request()) == mine
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_finds_only_what_this_process_started(rig: Rig) -> None:
+    request = session_request()
+    session = await rig.platform.create_session(request)
+    assert await rig.platform.find_session(request) == session
+    # No list call: after a restart a lost answer may duplicate (README, Recoup).
+    assert await rig.again().find_session(request) is None
+
+
+# ---------------------------------------------------------------------------
+# Finding a session whose create answer was lost
+
+
+def create_then_lose_the_answer(rig: Rig) -> None:
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if isinstance(rig.fake, FakeTembo):
+            rig.fake.create(json.loads(request.content))
+        else:
+            rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    rig.on_create(fault)
+
+
+@pytest.mark.parametrize("rig", ["tembo", "magnet"], indirect=True)
+async def test_a_session_whose_answer_was_lost_is_found_by_its_dispatch_id(rig: Rig) -> None:
+    request = session_request()
+    create_then_lose_the_answer(rig)
+    with pytest.raises(PlatformError):
+        await rig.platform.create_session(request)
+    rig.fake.fault = None
+    await rig.platform.create_session(session_request("gh-later"))
+    found = await rig.platform.find_session(request)
+    assert found is not None
+    assert found.id == rig.fake.sessions[0]["id"]
+    assert found.url.endswith(found.id)
+
+
+async def test_tembo_looks_past_the_first_page_of_sessions() -> None:
+    request = session_request()
+    fake = FakeTembo()
+    fake.create({"prompt": request.prompt})
+    for number in range(150):  # a burst of later dispatches
+        fake.create({"prompt": f"another issue\n\ndispatch-id: gh-{number}\n"})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        found = await adapter("tembo", fake, http).find_session(request)
+    assert found is not None
+    assert found.id == fake.sessions[0]["id"]
+
+
+async def test_tembo_list_items_without_html_url_get_the_app_link() -> None:
+    request = session_request()
+    item = {"id": "3c90c3cc-0d44-4b50-8888-8dd25736052a", "description": request.prompt}
+    fake = FakeTembo(fault=reply(200, {"issues": [item], "meta": {}}))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        found = await adapter("tembo", fake, http).find_session(request)
+    assert found is not None
+    assert found.url == f"https://app.tembo.io/sessions/{item['id']}"
+
+
+async def test_magnet_finds_nothing_when_its_reads_refuse_the_cookie() -> None:
+    fake = FakeMagnet()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        platform = adapter("magnet", fake, http)
+        await platform.create_session(session_request())
+        fake.reads_accept_cookie = False
+        assert await platform.find_session(session_request()) is None
+
+
+# ---------------------------------------------------------------------------
+# dry-run
+
+
+async def test_dry_run_sends_nothing_and_previews_the_tembo_request() -> None:
+    def nothing_leaves(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"dry-run sent {request.method} {request.url}")
+
+    request = session_request(agent="claudeCode:claude-opus-4-5")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(nothing_leaves)) as http:
+        tembo = TemboPlatform(http, "tembo-secret-key", "https://api.tembo.io")
+        platform = DryRunPlatform(tembo)
+        session = await platform.create_session(request)
+        assert await platform.find_session(request) is None
+    assert (session.id, session.url, session.status) == ("dry-run-gh-delivery-1", "", "dry-run")
+    assert session.preview is not None
+    assert "tembo-secret-key" not in session.preview
+    preview = json.loads(session.preview)
+    assert preview["method"] == "POST"
+    assert preview["url"] == "https://api.tembo.io/session/create"
+    assert preview["headers"]["Authorization"].startswith("Bearer <")
+    assert preview["headers"]["Content-Type"] == "application/json"
+    assert preview["body"] == tembo.body(request)
+
+
+# ---------------------------------------------------------------------------
+# The factory
+
+
+def factory(**settings: Any) -> Callable[[str], Any]:
+    unused = httpx.MockTransport(lambda request: httpx.Response(500))
+    return platform_factory(Settings(**settings), httpx.AsyncClient(transport=unused))
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [("tembo", "TEMBO_API_KEY"), ("recoup", "RECOUP_API_KEY"), ("agen", "AGEN_API_KEY")],
+)
+def test_a_platform_without_its_key_names_the_variable(name: str, variable: str) -> None:
+    with pytest.raises(MissingCredentials, match=f"^{variable} is not set"):
+        factory()(name)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"magnet_organization_id": "org_1"}, "MAGNET_SESSION_COOKIE is not set"),
+        ({"magnet_session_cookie": Secret("c")}, "MAGNET_ORGANIZATION_ID is not set"),
+        ({}, "MAGNET_SESSION_COOKIE and MAGNET_ORGANIZATION_ID are not set"),
+    ],
+)
+def test_magnet_without_a_browser_session_says_why_one_is_needed(
+    settings: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(MissingCredentials) as raised:
+        factory(**settings)("magnet")
+    message = str(raised.value)
+    assert message.startswith(named)
+    assert "does not let API keys create sessions" in message
+    assert "__session cookie" in message
+
+
+def test_dry_run_needs_no_credentials() -> None:
+    assert isinstance(factory()("dry-run"), DryRunPlatform)
+
+
+def test_an_unknown_platform_is_refused() -> None:
+    with pytest.raises(MissingCredentials, match="'gitlab' is not available"):
+        factory()("gitlab")
+
+
+def test_each_platform_is_built_once_so_its_memory_outlives_a_job() -> None:
+    make = factory(
+        tembo_api_key=Secret("t"),
+        recoup_api_key=Secret("r"),
+        agen_api_key=Secret("a"),
+        magnet_session_cookie=Secret("c"),
+        magnet_organization_id="org_1",
+    )
+    kinds = {
+        "tembo": TemboPlatform,
+        "recoup": RecoupPlatform,
+        "agen": AgenPlatform,
+        "magnet": MagnetPlatform,
+        "dry-run": DryRunPlatform,
+    }
+    for name, kind in kinds.items():
+        assert isinstance(make(name), kind)
+        assert make(name) is make(name)
+
+
+# ---------------------------------------------------------------------------
+# The fakes hold the adapters to the pages
+
+
+@pytest.mark.parametrize(
+    ("fake", "path", "headers", "body"),
+    [
+        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"prompt": "x"}),
+        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"isNewBranch": "y"}),
+        (FakeRecoup(), "/api/chat/runs", {"x-api-key": "recoup-test-key"}, {"messages": []}),
+        (FakeAgen(), "/api/v1/sessions", {"x-api-key": "agen-test-key"}, {"auto_commit": True}),
+        (FakeAgen(), "/api/v1/sessions", {"x-api-key": "agen-test-key"}, {"branch_name": 3}),
+        (
+            FakeAgen(),
+            "/api/v1/sessions",
+            {"x-api-key": "agen-test-key"},
+            {"branch_name": "b", "repo": "r"},
+        ),
+        (FakeMagnet(), "/api/sessions", {"cookie": "__session=magnet-browser-session"}, {}),
+        (
+            FakeMagnet(),
+            "/api/sessions",
+            {"cookie": "__session=magnet-browser-session"},
+            {"organizationId": "org_abc123", "branchName": "b"},
+        ),
+    ],
+)
+def test_fakes_refuse_bodies_their_page_does_not_allow(
+    fake: Any, path: str, headers: dict[str, str], body: dict[str, Any]
+) -> None:
+    answer = fake(httpx.Request("POST", f"{fake.base_url}{path}", headers=headers, json=body))
+    assert answer.status_code == 400
+    assert answer.json()
+
+
+def test_magnet_fake_refuses_an_api_key_for_creating() -> None:
+    fake = FakeMagnet()
+    request = httpx.Request(
+        "POST",
+        f"{fake.base_url}/api/sessions",
+        headers={"x-api-key": "mk_live"},
+        json={"organizationId": fake.organization_id},
+    )
+    assert fake(request).status_code == 400
+    assert magnet_fake.failure(400, "x").json() == {"error": "x"}
