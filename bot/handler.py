@@ -353,13 +353,27 @@ class Handler:
     async def _create(
         self, progress: Progress, platform: SessionPlatform, request: SessionRequest
     ) -> Session:
-        if progress.get("create_sent"):
-            # An earlier attempt sent the create and lost the answer: look before sending again.
+        # How many creates may have reached the platform without our knowing the outcome:
+        # counted up before sending (a crash mid-call leaves it counted), back down when
+        # the platform gives a definite answer.
+        unknown = int(progress.get("creates_unknown") or 0)
+        if unknown:
             existing = await platform.find_session(request)
             if existing is not None:
                 return existing
-        await progress.set(create_sent=True)
-        return await platform.create_session(request)
+            if not platform.can_find and unknown >= 2:
+                raise PlatformError(
+                    f"{platform.name} did not answer twice and cannot be asked whether a "
+                    "session was started, so it is not asked again (a session may exist: "
+                    "check the platform before using `/tembo new`)"
+                )
+        await progress.set(creates_unknown=unknown + 1)
+        try:
+            return await platform.create_session(request)
+        except PlatformError as exc:
+            if not exc.ambiguous:
+                await progress.set(creates_unknown=unknown)
+            raise
 
     async def _request(
         self, job: Job, decision: policy.Dispatch, config: RepoConfig, ident: str

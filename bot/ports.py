@@ -109,6 +109,9 @@ class Session:
 
 class SessionPlatform(Protocol):
     name: str
+    # Whether find_session can see sessions made by earlier processes. Without it, a
+    # create whose answer was lost is sent again at most once (it may duplicate).
+    can_find: bool
 
     async def create_session(self, request: SessionRequest) -> Session:
         """Start a session. Raises `PlatformError` (transient or not, maybe ambiguous)."""

@@ -49,6 +49,7 @@ T = TypeVar("T")
 
 class AgenPlatform:
     name = NAME
+    can_find = True  # its session list and events are searched
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ REDACTED = "Bearer <TEMBO_API_KEY, redacted>"
 
 class DryRunPlatform:
     name = NAME
+    can_find = True  # nothing is ever sent, so nothing can be lost
 
     def __init__(self, tembo: TemboPlatform) -> None:
         self.tembo = tembo

@@ -50,6 +50,7 @@ def explain(organization_id: str) -> dict[int, str]:
 
 class MagnetPlatform:
     name = NAME
+    can_find = True  # its session list is searched
 
     def __init__(
         self,

@@ -63,6 +63,7 @@ class _Created:
 
 class RecoupPlatform:
     name = NAME
+    can_find = False  # Recoup documents no call that lists sessions
 
     def __init__(
         self,

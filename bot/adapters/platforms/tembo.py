@@ -36,6 +36,7 @@ EXPLAIN = {
 
 class TemboPlatform:
     name = NAME
+    can_find = True  # its session list is searched for the dispatch id
 
     def __init__(
         self,

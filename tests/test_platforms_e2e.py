@@ -1,0 +1,135 @@
+"""The same user path (a labelled issue -> one session -> its link on the issue) on every
+platform, through the real app and each platform's contract fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import create_app
+from bot.settings import Secret, Settings
+from tests import payloads
+from tests.conftest import Harness
+from tests.fakes import route
+from tests.fakes.agen import FakeAgen
+from tests.fakes.github import FakeGitHub
+from tests.fakes.magnet import FakeMagnet
+from tests.fakes.recoup import FakeRecoup
+from tests.fakes.tembo import FakeTembo
+
+pytestmark = pytest.mark.anyio
+REPO = "acme/web"
+PLATFORMS = ["tembo", "recoup", "agen", "magnet", "dry-run"]
+
+
+class Platforms:
+    def __init__(self, tembo: FakeTembo) -> None:
+        self.tembo = tembo
+        self.recoup = FakeRecoup()
+        self.agen = FakeAgen()
+        self.magnet = FakeMagnet()
+
+    def settings(self, base: Settings) -> Settings:
+        return base.replace(
+            recoup_api_key=Secret(self.recoup.api_key),
+            recoup_base_url=self.recoup.base_url,
+            agen_api_key=Secret(self.agen.api_key),
+            agen_base_url=self.agen.base_url,
+            magnet_session_cookie=Secret(self.magnet.cookie),
+            magnet_organization_id=self.magnet.organization_id,
+            magnet_base_url=self.magnet.base_url,
+        )
+
+    def hosts(self) -> dict[str, Any]:
+        return {f.host: f for f in (self.tembo, self.recoup, self.agen, self.magnet)}
+
+    def created(self, name: str) -> list[dict[str, Any]]:
+        fake = {
+            "tembo": self.tembo,
+            "recoup": self.recoup,
+            "agen": self.agen,
+            "magnet": self.magnet,
+        }.get(name)
+        return list(fake.sessions) if fake is not None else []
+
+    def sent_anything(self) -> bool:
+        return any(
+            (self.tembo.requests, self.recoup.requests, self.agen.requests, self.magnet.requests)
+        )
+
+
+@pytest.fixture
+async def world(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> AsyncIterator[tuple[Harness, Platforms]]:
+    platforms = Platforms(tembo)
+    http = httpx.AsyncClient(transport=route({github.host: github, **platforms.hosts()}))
+    app = create_app(platforms.settings(settings), http=http, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield Harness(app, client, github, tembo), platforms
+    await http.aclose()
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_labeled_issue_becomes_one_session_and_its_link_on_every_platform(
+    world: tuple[Harness, Platforms], platform: str
+) -> None:
+    harness, platforms = world
+    harness.github.permissions[(REPO, "Codertocat")] = "write"
+    harness.github.files[(REPO, ".github/tembo.yml")] = f"platform: {platform}\n"
+    assert (await harness.deliver("issues", payloads.labeled(repo=REPO))).status_code == 202
+    await harness.settle()
+
+    [comment] = harness.github.app_comments()
+    assert await harness.runtime.store.job_counts() == {"done": 1}
+    if platform == "dry-run":
+        assert not platforms.sent_anything()
+        assert "Dry run" in comment.body and '"branchName": "tembo/1-' in comment.body
+        assert "tembo-test-key" not in comment.body  # the key is redacted
+        return
+    assert len(platforms.created(platform)) == 1
+    for name in PLATFORMS[:4]:
+        if name != platform:
+            assert platforms.created(name) == []
+    records = await harness.runtime.store.sessions_for_issue(REPO, 1)
+    assert [r.platform for r in records] == [platform]
+    assert records[0].url and records[0].url in comment.body
+
+
+async def test_missing_credentials_for_the_chosen_platform_are_named_on_the_issue(
+    harness: Harness,
+) -> None:
+    harness.github.permissions[(REPO, "Codertocat")] = "write"
+    harness.github.files[(REPO, ".github/tembo.yml")] = "platform: agen\n"
+    await harness.deliver("issues", payloads.labeled(repo=REPO))
+    await harness.settle()
+    [comment] = harness.github.app_comments()
+    assert "AGEN_API_KEY is not set" in comment.body
+    assert await harness.runtime.store.job_counts() == {"failed": 1}
+
+
+async def test_a_platform_without_lookup_is_sent_a_lost_create_at_most_twice(
+    world: tuple[Harness, Platforms],
+) -> None:
+    harness, platforms = world
+    harness.github.permissions[(REPO, "Codertocat")] = "write"
+    harness.github.files[(REPO, ".github/tembo.yml")] = "platform: recoup\n"
+
+    def lose_every_create(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/api/sessions":
+            platforms.recoup.answer(request)  # Recoup starts the session...
+            raise httpx.ReadTimeout("lost", request=request)  # ...and the answer is lost
+        return None
+
+    platforms.recoup.fault = lose_every_create
+    await harness.deliver("issues", payloads.labeled(repo=REPO))
+    await harness.settle()
+    assert len(platforms.recoup.sessions) == 2
+    [comment] = harness.github.app_comments()
+    assert "cannot be asked whether a session was started" in comment.body
+    assert await harness.runtime.store.job_counts() == {"failed": 1}
