@@ -27,9 +27,11 @@ from bot.adapters.platforms import platform_factory
 from bot.adapters.store import open_store
 from bot.handler import Handler, lock_key
 from bot.logs import log
+from bot.metrics import Metrics, metrics_route
 from bot.ports import PlatformFactory, Store
 from bot.repo_config import RepoConfig
 from bot.settings import Settings
+from bot.setup import setup_routes
 from bot.worker import Worker
 
 logger = logging.getLogger("bot.app")
@@ -45,6 +47,7 @@ class Runtime:
     github: GitHubClient
     worker: Worker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -69,10 +72,11 @@ def create_app(
     platforms: PlatformFactory | None = None,
     run_worker: bool = True,
     worker_name: str | None = None,
-    content_per_minute: float = 75.0,
+    content_per_minute: float | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     state: dict[str, Runtime] = {}
+    metrics = Metrics()  # this app's own registry: several apps in one process never clash
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,8 +84,13 @@ def create_app(
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         the_store = store or open_store(settings.database_url)
         await the_store.migrate()
-        github = GitHubClient(settings, client, content_per_minute=content_per_minute, clock=clock)
-        runtime = Runtime(settings=settings, store=the_store, http=client, github=github)
+        pace = content_per_minute
+        if pace is None:
+            pace = settings.github_content_per_minute
+        github = GitHubClient(settings, client, content_per_minute=pace, clock=clock)
+        runtime = Runtime(
+            settings=settings, store=the_store, http=client, github=github, metrics=metrics
+        )
         if run_worker and settings.has_github_credentials:
             handler = Handler(
                 github,
@@ -128,6 +137,7 @@ def create_app(
     async def receive(request: Request) -> Response:
         runtime = state["runtime"]
         if not settings.webhook_secrets:
+            metrics.delivery(request.headers.get("x-github-event"), "unconfigured")
             return JSONResponse(
                 {"error": "WEBHOOK_SECRET is not set; register the App from the setup page"},
                 status_code=503,
@@ -136,6 +146,7 @@ def create_app(
             body = await _read_capped(request, webhook.MAX_BODY_BYTES)
             delivery = webhook.parse(request.headers, body, settings.webhook_secrets)
         except webhook.WebhookError as exc:
+            metrics.rejected(request.headers.get("x-github-event"), exc)
             log(
                 logger,
                 "delivery.rejected",
@@ -153,6 +164,7 @@ def create_app(
             "action": delivery.action,
         }
         if not policy.worth_queueing(delivery.event, delivery.payload):
+            metrics.delivery(delivery.event, "ignored")
             return JSONResponse({"status": "ignored"}, status_code=200)
         queued = await runtime.store.enqueue(
             delivery.delivery_id,
@@ -163,10 +175,12 @@ def create_app(
             clock(),
         )
         if not queued:
+            metrics.delivery(delivery.event, "duplicate")
             log(logger, "delivery.duplicate", **fields)
             return JSONResponse({"status": "duplicate"}, status_code=200)
         if runtime.worker is not None:
             runtime.worker.notify()
+        metrics.delivery(delivery.event, "queued")
         log(logger, "delivery.queued", **fields)
         return JSONResponse({"status": "queued"}, status_code=202)
 
@@ -182,7 +196,9 @@ def create_app(
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        metrics_route(metrics, lambda: state["runtime"].store.job_counts()),
     ]
+    routes += setup_routes(settings, lambda: state["runtime"])
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -77,6 +77,9 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     lease_seconds: float = 120.0
+    # Content-creating GitHub calls (POST/PATCH) per minute per installation: under the
+    # secondary limit of 80 with a margin.
+    github_content_per_minute: float = 75.0
     env_file: str = ".env"
 
     @property
@@ -201,6 +204,7 @@ class Settings:
             max_attempts=int(number("MAX_ATTEMPTS", 8, int)),
             retry_base_seconds=number("RETRY_BASE_SECONDS", 2.0, float),
             lease_seconds=number("LEASE_SECONDS", 120.0, float),
+            github_content_per_minute=number("GITHUB_CONTENT_PER_MINUTE", 75.0, float),
             env_file=get("ENV_FILE") or ".env",
         )
         if problems:
@@ -222,3 +226,41 @@ class Settings:
             if s is not None
         ]
         return found
+
+
+# Every variable `Settings.from_env` reads, for deployment files and their tests.
+ENV_VARS = (
+    "APP_ID",
+    "PRIVATE_KEY",
+    "PRIVATE_KEY_PATH",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_PATH",
+    "GITHUB_API_URL",
+    "GITHUB_URL",
+    "WEBHOOK_PROXY_URL",
+    "HOST",
+    "PORT",
+    "DATABASE_URL",
+    "TEMBO_API_KEY",
+    "TEMBO_BASE_URL",
+    "TEMBO_AGENT",
+    "RECOUP_API_KEY",
+    "RECOUP_BASE_URL",
+    "RECOUP_CHAT_URL",
+    "AGEN_API_KEY",
+    "AGEN_BASE_URL",
+    "AGEN_SESSION_URL",
+    "MAGNET_SESSION_COOKIE",
+    "MAGNET_ORGANIZATION_ID",
+    "MAGNET_BASE_URL",
+    "MAGNET_SESSION_URL",
+    "DEFAULT_PLATFORM",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "WORKER_CONCURRENCY",
+    "MAX_ATTEMPTS",
+    "RETRY_BASE_SECONDS",
+    "LEASE_SECONDS",
+    "GITHUB_CONTENT_PER_MINUTE",
+    "ENV_FILE",
+)

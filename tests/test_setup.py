@@ -1,0 +1,509 @@
+"""The setup page (GitHub App manifest flow) and the status page, driven through the app.
+
+GitHub's side of the manifest flow is faked by `FakeManifestGitHub`, which follows
+docs.github.com "Registering a GitHub App from a manifest" (REST API 2022-11-28): the
+browser posts a `manifest` form field to `{web}/settings/apps/new?state=…` (or
+`/organizations/{org}/settings/apps/new`), GitHub redirects to `redirect_url?code=…&state=…`,
+and `POST {api}/app-manifests/{code}/conversions` (no authentication; the code works once,
+for an hour) answers 201 with the App's id, slug, name, html_url, client_id, client_secret,
+webhook_secret and pem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import re
+import secrets
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import yaml
+from starlette.applications import Starlette
+
+from bot.app import create_app
+from bot.settings import Settings
+from bot.setup import read_env_file, write_env_file
+from tests import payloads
+from tests.conftest import WEBHOOK_SECRET, Harness, KeyPair
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------
+# GitHub's side of the manifest flow
+
+
+@dataclass
+class FakeManifestGitHub:
+    """The conversion call, strict about its contract; `register` plays the person who
+    confirms the manifest on GitHub's page and returns the code GitHub would send back."""
+
+    pem: str
+    web_url: str = "https://github.com"
+    api_url: str = "https://api.github.com"
+    app_id: int = 424242
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refuse: int | None = None  # answer every conversion with this status
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def apps_path(self) -> str:
+        # github.com shows Apps under /apps/, GitHub Enterprise Server under /github-apps/.
+        return "apps" if self.web_url == "https://github.com" else "github-apps"
+
+    def register(self, manifest: dict[str, Any]) -> str:
+        code = f"{secrets.token_hex(10)}{next(self._ids)}"
+        self.manifests[code] = manifest
+        return code
+
+    def conversion(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        slug = re.sub(r"[^a-z0-9-]+", "-", manifest["name"].lower())
+        return {
+            "id": self.app_id,
+            "slug": slug,
+            "node_id": "A_kwHOAAB",
+            "owner": {"login": "octo-org", "type": "Organization"},
+            "name": manifest["name"],
+            "description": manifest.get("description", ""),
+            "external_url": manifest["url"],
+            "html_url": f"{self.web_url}/{self.apps_path}/{slug}",
+            "created_at": "2026-11-26T06:00:00Z",
+            "updated_at": "2026-11-26T06:00:00Z",
+            "permissions": manifest.get("default_permissions", {}),
+            "events": manifest.get("default_events", []),
+            "installations_count": 0,
+            "client_id": "Iv23liFAKECLIENT01",
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": secrets.token_hex(20),
+            "pem": self.pem,
+        }
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, str(request.url)))
+        prefix = urlsplit(self.api_url).path
+        match = re.fullmatch(
+            rf"{re.escape(prefix)}/app-manifests/([^/]+)/conversions", request.url.path
+        )
+        assert request.url.host == urlsplit(self.api_url).hostname, request.url
+        if match is None or request.method != "POST":
+            return httpx.Response(404, json={"message": "Not Found"})
+        assert "authorization" not in request.headers, "the conversion takes no credentials"
+        assert request.headers["accept"] == "application/vnd.github+json"
+        assert request.headers["x-github-api-version"] == "2022-11-28"
+        if self.refuse is not None:
+            return httpx.Response(self.refuse, json={"message": "Not Found"})
+        manifest = self.manifests.pop(match[1], None)
+        if manifest is None:
+            return httpx.Response(404, json={"message": "Not Found"})
+        answer = self.conversion(manifest)
+        self.answers[match[1]] = answer
+        return httpx.Response(201, json=answer)
+
+
+# ---------------------------------------------------------------------------
+# Reading pages
+
+
+class Page(HTMLParser):
+    """Elements with an id (their attributes and text), forms' hidden inputs, all text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.ids: dict[str, dict[str, str]] = {}
+        self.texts: dict[str, str] = {}
+        self.inputs: dict[str, str] = {}
+        self.text = ""
+        self._open: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if "id" in values:
+            self.ids[values["id"]] = values
+            self.texts[values["id"]] = ""
+            self._open.append(values["id"])
+        elif tag not in ("input", "meta", "br"):
+            self._open.append("")
+        if tag == "input" and "name" in values:
+            self.inputs[values["name"]] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and tag not in ("input", "meta", "br"):
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+        for name in self._open:
+            if name:
+                self.texts[name] += data
+
+
+@dataclass
+class Registration:
+    action: str
+    state: str
+    manifest: dict[str, Any]
+
+
+def registration(page: Page) -> Registration:
+    action = page.ids["register-form"]["action"]
+    assert page.ids["register-form"]["method"] == "post"
+    return Registration(
+        action=action.split("?")[0],
+        state=parse_qs(urlsplit(action).query)["state"][0],
+        manifest=json.loads(page.inputs["manifest"]),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The app without credentials
+
+
+@dataclass
+class SetupHarness:
+    client: httpx.AsyncClient
+    github: FakeManifestGitHub
+    settings: Settings
+
+    async def start(self, path: str = "/") -> Registration:
+        response = await self.client.get(path)
+        assert response.status_code == 200, response.text
+        return registration(Page(response.text))
+
+    async def callback(self, code: str, state: str) -> httpx.Response:
+        return await self.client.get("/setup/callback", params={"code": code, "state": state})
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, github: FakeManifestGitHub, base_url: str = "http://testserver"
+) -> AsyncIterator[SetupHarness]:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(github))
+    app: Starlette = create_app(settings, http=http)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield SetupHarness(client, github, settings)
+    await http.aclose()
+
+
+def bare_settings(tmp_path: Path, **changes: Any) -> Settings:
+    """What `make serve` has before registration: no APP_ID, key or webhook secret."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        env_file=str(tmp_path / ".env"),
+        **changes,
+    )
+
+
+@pytest.fixture
+def fake(app_key: KeyPair) -> FakeManifestGitHub:
+    return FakeManifestGitHub(pem=app_key.private)
+
+
+@pytest.fixture
+async def setup(tmp_path: Path, fake: FakeManifestGitHub) -> AsyncIterator[SetupHarness]:
+    async with running(bare_settings(tmp_path), fake) as harness:
+        yield harness
+
+
+# ---------------------------------------------------------------------------
+# The setup page
+
+
+@pytest.mark.parametrize("path", ["/", "/setup"])
+async def test_without_credentials_the_page_offers_one_button_posting_app_yml(
+    setup: SetupHarness, path: str
+) -> None:
+    response = await setup.client.get(path)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    page = Page(response.text)
+    assert "register" in page.ids
+    found = registration(page)
+    assert found.action == "https://github.com/settings/apps/new"
+    assert len(found.state) >= 20
+
+    app_yml = yaml.safe_load((ROOT / "app.yml").read_text())
+    manifest = found.manifest
+    assert manifest["name"] == app_yml["name"] == "tembo-dispatch"
+    assert manifest["public"] is False
+    assert manifest["default_events"] == ["issues", "issue_comment"]
+    assert manifest["default_permissions"] == {
+        "issues": "write",
+        "metadata": "read",
+        "contents": "read",
+    }
+    assert manifest["hook_attributes"] == {"url": "http://testserver/webhook", "active": True}
+    assert manifest["redirect_url"] == "http://testserver/setup/callback"
+    assert manifest["url"] == "http://testserver"
+
+
+async def test_each_page_view_gets_its_own_state(setup: SetupHarness) -> None:
+    first, second = await setup.start(), await setup.start()
+    assert first.state != second.state
+
+
+async def test_webhook_url_in_the_manifest_comes_from_webhook_proxy_url(
+    tmp_path: Path, fake: FakeManifestGitHub
+) -> None:
+    settings = bare_settings(tmp_path, webhook_proxy_url="https://smee.io/abc123")
+    async with running(settings, fake, base_url="http://localhost:3000") as harness:
+        response = await harness.client.get("/setup")
+        found = registration(Page(response.text))
+    assert found.manifest["hook_attributes"]["url"] == "https://smee.io/abc123"
+    assert found.manifest["redirect_url"] == "http://localhost:3000/setup/callback"
+    assert "warning" not in Page(response.text).ids
+
+
+async def test_a_localhost_webhook_url_is_flagged_for_githubcom(
+    tmp_path: Path, fake: FakeManifestGitHub
+) -> None:
+    async with running(bare_settings(tmp_path), fake, base_url="http://localhost:3000") as harness:
+        page = Page((await harness.client.get("/")).text)
+    assert "WEBHOOK_PROXY_URL" in page.texts["warning"]
+    assert registration(page).manifest["hook_attributes"]["url"] == "http://localhost:3000/webhook"
+
+
+async def test_webhook_path_setting_is_used_in_the_manifest(
+    tmp_path: Path, fake: FakeManifestGitHub
+) -> None:
+    async with running(bare_settings(tmp_path, webhook_path="/gh/hook"), fake) as harness:
+        found = await harness.start()
+    assert found.manifest["hook_attributes"]["url"] == "http://testserver/gh/hook"
+
+
+async def test_an_organisation_gets_the_organisations_registration_page(
+    setup: SetupHarness,
+) -> None:
+    found = await setup.start("/setup?org=octo-org")
+    assert found.action == "https://github.com/organizations/octo-org/settings/apps/new"
+
+
+@pytest.mark.parametrize("org", ["../evil", "a b", "x" * 40, "-lead"])
+async def test_a_malformed_organisation_name_is_refused(setup: SetupHarness, org: str) -> None:
+    response = await setup.client.get("/setup", params={"org": org})
+    assert response.status_code == 400
+    assert "register-form" not in Page(response.text).ids
+
+
+# ---------------------------------------------------------------------------
+# The callback
+
+
+async def test_callback_writes_the_credentials_0600_and_shows_the_install_link(
+    setup: SetupHarness, app_key: KeyPair
+) -> None:
+    found = await setup.start()
+    code = setup.github.register(found.manifest)
+    response = await setup.callback(code, found.state)
+    assert response.status_code == 200, response.text
+    answer = setup.github.answers[code]
+
+    page = Page(response.text)
+    assert page.ids["install"]["href"] == (
+        "https://github.com/apps/tembo-dispatch/installations/new"
+    )
+    for secret in (answer["pem"], answer["webhook_secret"], answer["client_secret"]):
+        assert secret not in response.text
+    assert app_key.private.splitlines()[1] not in response.text
+
+    env_file = Path(setup.settings.env_file)
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    written = read_env_file(env_file)
+    assert written == {
+        "APP_ID": "424242",
+        "PRIVATE_KEY": answer["pem"].strip().replace("\n", "\\n"),
+        "WEBHOOK_SECRET": answer["webhook_secret"],
+        "GITHUB_CLIENT_ID": answer["client_id"],
+        "GITHUB_CLIENT_SECRET": answer["client_secret"],
+    }
+    # What the next start reads is a working configuration.
+    loaded = Settings.from_env(written)
+    assert loaded.has_github_credentials
+    assert loaded.app_id == "424242"
+    assert loaded.private_key is not None
+    assert loaded.private_key.reveal().strip() == app_key.private.strip()
+    assert [s.reveal() for s in loaded.webhook_secrets] == [answer["webhook_secret"]]
+
+
+async def test_the_env_file_keeps_its_other_lines(setup: SetupHarness) -> None:
+    env_file = Path(setup.settings.env_file)
+    env_file.write_text("# mine\nTEMBO_API_KEY=tk-123\nLOG_LEVEL=debug\n")
+    env_file.chmod(0o644)
+    found = await setup.start()
+    response = await setup.callback(setup.github.register(found.manifest), found.state)
+    assert response.status_code == 200
+    written = read_env_file(env_file)
+    assert written["TEMBO_API_KEY"] == "tk-123"
+    assert written["LOG_LEVEL"] == "debug"
+    assert written["APP_ID"] == "424242"
+    assert env_file.read_text().startswith("# mine\n")
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
+async def test_a_callback_not_started_here_is_refused_and_writes_nothing(
+    setup: SetupHarness,
+) -> None:
+    found = await setup.start()
+    code = setup.github.register(found.manifest)
+    response = await setup.callback(code, "forged-state")
+    assert response.status_code == 400
+    assert "start again" in Page(response.text).texts["error"]
+    assert setup.github.calls == []
+    assert not Path(setup.settings.env_file).exists()
+
+
+async def test_a_state_works_once(setup: SetupHarness) -> None:
+    found = await setup.start()
+    setup.github.refuse = 422
+    first = await setup.callback(setup.github.register(found.manifest), found.state)
+    assert first.status_code == 502
+    setup.github.refuse = None
+    second = await setup.callback(setup.github.register(found.manifest), found.state)
+    assert second.status_code == 400
+
+
+async def test_an_expired_code_says_so_and_writes_nothing(setup: SetupHarness) -> None:
+    found = await setup.start()
+    response = await setup.callback("0123456789abcdef0123", found.state)  # GitHub never issued it
+    assert response.status_code == 502
+    message = Page(response.text).texts["error"]
+    assert "404" in message and "expired" in message and "start again" in message
+    assert not Path(setup.settings.env_file).exists()
+
+
+async def test_a_malformed_code_never_reaches_github(setup: SetupHarness) -> None:
+    found = await setup.start()
+    response = await setup.callback("../../app", found.state)
+    assert response.status_code == 400
+    assert setup.github.calls == []
+
+
+async def test_after_registration_the_flow_is_closed(setup: SetupHarness) -> None:
+    found = await setup.start()
+    other = await setup.start()
+    assert (await setup.callback(setup.github.register(found.manifest), found.state)).is_success
+    before = Path(setup.settings.env_file).read_text()
+
+    again = await setup.callback(setup.github.register(other.manifest), other.state)
+    assert again.status_code == 409
+    assert Path(setup.settings.env_file).read_text() == before
+
+    page = Page((await setup.client.get("/setup")).text)
+    assert "register-form" not in page.ids
+    assert page.ids["install"]["href"].endswith("/apps/tembo-dispatch/installations/new")
+
+
+async def test_an_env_file_holding_an_app_closes_the_flow(
+    tmp_path: Path, fake: FakeManifestGitHub
+) -> None:
+    settings = bare_settings(tmp_path)
+    Path(settings.env_file).write_text('APP_ID="77"\n')
+    async with running(settings, fake) as harness:
+        page = Page((await harness.client.get("/")).text)
+        assert "register-form" not in page.ids
+        assert "restart" in page.texts["closed"]
+        response = await harness.callback("abc", "def")
+    assert response.status_code == 409
+    assert fake.calls == []
+
+
+async def test_ghes_uses_github_url_and_the_api_path_everywhere(
+    tmp_path: Path, app_key: KeyPair
+) -> None:
+    ghes = FakeManifestGitHub(
+        pem=app_key.private,
+        web_url="https://ghe.example.test",
+        api_url="https://ghe.example.test/api/v3",
+    )
+    settings = bare_settings(tmp_path, github_url=ghes.web_url, github_api_url=ghes.api_url)
+    async with running(settings, ghes) as harness:
+        found = await harness.start("/setup?org=platform")
+        assert found.action == "https://ghe.example.test/organizations/platform/settings/apps/new"
+        code = ghes.register(found.manifest)
+        response = await harness.callback(code, found.state)
+    assert response.status_code == 200
+    assert ghes.calls == [
+        ("POST", f"https://ghe.example.test/api/v3/app-manifests/{code}/conversions")
+    ]
+    page = Page(response.text)
+    assert page.ids["install"]["href"] == (
+        "https://ghe.example.test/github-apps/tembo-dispatch/installations/new"
+    )
+
+
+# ---------------------------------------------------------------------------
+# The env file
+
+
+def test_env_file_round_trip_and_mode(tmp_path: Path, app_key: KeyPair) -> None:
+    path = tmp_path / "nested" / ".env"
+    pem = app_key.private.strip().replace("\n", "\\n")
+    write_env_file(path, {"APP_ID": "1", "PRIVATE_KEY": pem}, "test")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_env_file(path) == {"APP_ID": "1", "PRIVATE_KEY": pem}
+    write_env_file(path, {"APP_ID": "2"}, "again")
+    assert read_env_file(path) == {"APP_ID": "2", "PRIVATE_KEY": pem}
+    assert path.read_text().count("APP_ID") == 1
+    assert [p.name for p in path.parent.iterdir()] == [".env"]  # no temporary left behind
+
+
+def test_read_env_file_takes_the_usual_forms(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text(
+        "# comment\n\nexport A=1\nB='two words'\nC=\"x\\ny\"\nD=plain # note\nnot a line\n"
+    )
+    assert read_env_file(path) == {"A": "1", "B": "two words", "C": "x\\ny", "D": "plain"}
+    assert read_env_file(tmp_path / "missing") == {}
+
+
+# ---------------------------------------------------------------------------
+# The status page
+
+
+async def test_with_credentials_home_is_a_status_page_without_secrets(
+    harness: Harness, settings: Settings, app_key: KeyPair
+) -> None:
+    harness.github.permissions[("Codertocat/Hello-World", "Codertocat")] = "write"
+    delivered = await harness.deliver("issues", payloads.labeled(), "delivery-status-1")
+    assert delivered.status_code == 202
+    installed = payloads.fixture("installation.created.1.json")
+    assert (await harness.deliver("installation", installed)).status_code == 202
+    await harness.settle()
+
+    response = await harness.client.get("/")
+    assert response.status_code == 200
+    page = Page(response.text)
+    assert page.texts["app-name"] == "tembo-dispatch"  # GitHub's GET /app
+    assert page.texts["installations"].split()[0] == "1"
+    assert page.texts["jobs-done"] == "2"
+    assert page.texts["jobs-queued"] == "0"
+    assert page.texts["jobs-failed"] == "0"
+    assert "delivery-status-1" in page.texts["deliveries"]
+    assert "register-form" not in page.ids
+    for secret in (WEBHOOK_SECRET, harness.tembo.api_key, app_key.private.splitlines()[1]):
+        assert secret not in response.text
+
+    # GET /app is asked once, not at every view.
+    await harness.client.get("/")
+    assert harness.github.count("GET", "/app") == 1
+
+
+async def test_with_credentials_the_setup_flow_is_closed(harness: Harness) -> None:
+    page = Page((await harness.client.get("/setup")).text)
+    assert "register-form" not in page.ids
+    response = await harness.client.get("/setup/callback", params={"code": "x", "state": "y"})
+    assert response.status_code == 409
