@@ -1,0 +1,241 @@
+"""Issue 6, "Crash": `kill -9` the real server in the middle of dispatching, start it again
+on the same database, and count what GitHub and Tembo saw: one session per issue and one
+status comment with its link, nothing lost, nothing twice.
+
+The app runs as `python -m bot serve` in a child process, talking over real HTTP to the
+loopback fakes. The kill is fired by the Tembo fake itself when it has just created the
+60th session and before it answers, so at least one job dies in the most dangerous
+window there is: the session exists, the app does not know it. Creates are held 5-20 ms
+after the fact, so the other jobs in flight are likely to be caught in that window too.
+Figures are printed for the record (run with -s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from tests.conftest import KeyPair
+from tests.fakes.github import FakeGitHub
+from tests.fakes.server import (
+    DISPATCH_LINE,
+    AppProcess,
+    Delivery,
+    FakeServer,
+    Processes,
+    app_env,
+    free_port,
+    job_counts,
+    settled,
+    tally,
+    wait_until,
+)
+from tests.fakes.tembo import FakeTembo
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+ISSUES = 200
+KILL_AT = 60  # sessions created when the server dies
+AHEAD = 100  # deliveries sent ahead of the sessions created: some are in flight at the kill
+REPOS = tuple(f"acme/crash-{n}" for n in range(5))
+TIMEOUT = 45.0  # for the whole run; each wait below is bounded by what is left of it
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    found = Processes(tmp_path)
+    yield found
+    found.stop_all()
+
+
+class KillOnCreate:
+    """FakeTembo, plus: when the `at`-th session has just been created, `kill -9` the
+    victim before the answer leaves (the session exists; the app never hears of it)."""
+
+    def __init__(self, tembo: FakeTembo, at: int) -> None:
+        self.tembo = tembo
+        self.at = at
+        self.victim: AppProcess | None = None
+        self.fired = threading.Event()
+        self.killed_dispatch: str | None = None
+        self.lists = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = self.tembo(request)
+        if request.method == "GET":
+            self.lists += 1
+        elif (
+            response.status_code == 200
+            and self.victim is not None
+            and not self.fired.is_set()
+            and len(self.tembo.sessions) >= self.at
+        ):
+            self.victim.kill()
+            self.fired.set()
+            ids = DISPATCH_LINE.findall(json.loads(request.content)["prompt"])
+            self.killed_dispatch = ids[-1] if ids else None
+        return response
+
+
+async def test_kill_9_mid_dispatch_and_restart_give_one_session_and_one_link_per_issue(
+    app_key: KeyPair, tmp_path: Path, processes: Processes
+) -> None:
+    started = time.monotonic()
+    deadline = started + TIMEOUT
+
+    def left() -> float:
+        return max(deadline - time.monotonic(), 0.1)
+
+    github = FakeGitHub(public_key=app_key.public, prefix="/api/v3")
+    tembo = FakeTembo()
+    for repo in REPOS:
+        github.permissions[(repo, "Codertocat")] = "write"
+    deliveries = [Delivery.labeled(REPOS[n % len(REPOS)], n) for n in range(1, ISSUES + 1)]
+    killer = KillOnCreate(tembo, KILL_AT)
+    database = tmp_path / "store.db"
+    rng = random.Random(6)  # used on the server thread only
+
+    def hold(request: httpx.Request, response: httpx.Response) -> float:
+        return rng.uniform(0.005, 0.02) if request.method == "POST" else 0.0
+
+    def hold_comment(request: httpx.Request, response: httpx.Response) -> float:
+        # A new status comment exists, its id not yet recorded: the other window.
+        created = request.method == "POST" and request.url.path.endswith("/comments")
+        return 0.005 if created else 0.0
+
+    with (
+        FakeServer(github, delay=hold_comment) as github_server,
+        FakeServer(killer, delay=hold) as tembo_server,
+        processes.shown_on_failure(),
+    ):
+        env = app_env(
+            private_key=app_key.private,
+            github=github,
+            github_server=github_server,
+            tembo=tembo,
+            tembo_url=tembo_server.url,
+            database_url=f"sqlite:///{database}",
+            port=free_port(),
+            folder=tmp_path,
+        )
+        first = processes.start("app-1", env)
+        killer.victim = first
+        await first.wait_ready(left())
+
+        unanswered: list[Delivery] = []
+        statuses: list[int | None] = []
+        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+
+            async def feed() -> None:
+                for index, delivery in enumerate(deliveries):
+                    await wait_until(
+                        lambda i=index: i - len(tembo.sessions) < AHEAD,
+                        left(),
+                        f"room to send delivery {index}",
+                        every=0.005,
+                    )
+                    status = await delivery.send(client, first.url)
+                    statuses.append(status)
+                    if status is None or status >= 300:
+                        unanswered.append(delivery)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(feed)
+                await wait_until(killer.fired.is_set, left(), f"the kill at session {KILL_AT}")
+                exit_code = first.wait(10)
+                at_kill = tally(github, github_server, tembo, tembo_server)
+                in_flight = _jobs(database, "state = 'running' AND locked_by LIKE ?", first.pid)
+                second = processes.start("app-2", env)  # same port, same database
+                await second.wait_ready(left())
+            assert second.url == first.url
+
+            # What did not get a 2xx is sent again, as `replay` would.
+            resent = list(unanswered)
+            again: list[int | None] = []
+            for delivery in resent:
+                await wait_until(
+                    lambda d=delivery: _accepted(d, client, second.url, again),
+                    left(),
+                    f"a 2xx for resent delivery {delivery.id}",
+                    every=0.1,
+                )
+
+            async def finished() -> bool:
+                return settled(await job_counts(client, second.url), ISSUES)
+
+            await wait_until(finished, left(), f"all {ISSUES} jobs ended", every=0.1)
+            counts = await job_counts(client, second.url)
+        processes.stop_all()  # before the fakes go away
+        elapsed = time.monotonic() - started
+        figures = tally(github, github_server, tembo, tembo_server)
+        # The killed process's jobs, as they ended: taken again (attempts > 1) and done.
+        reclaimed = {d: _jobs(database, "delivery_id = ?", d)[d] for d in in_flight}
+        creates = len(tembo.requests)
+        print(
+            f"\ncrash: {ISSUES} issues, kill -9 (exit {exit_code}) at {at_kill.sessions} "
+            f"sessions / {at_kill.comments} comments; {len(resent)} deliveries without a 2xx "
+            f"resent (answers first: {_histogram(statuses)}, on resending: {_histogram(again)}); "
+            f"after restart: "
+            f"{figures.sessions} sessions, {figures.comments} status comments, "
+            f"{figures.linked} with their link, duplicates {figures.duplicates}; "
+            f"jobs {counts}; {creates} creates, {killer.lists} list calls, "
+            f"{len(github.reactions)} reactions, "
+            f"killed in the window: {killer.killed_dispatch}; jobs in flight at the kill -> "
+            f"(state, attempts) at the end: {reclaimed}; {elapsed:.1f} s"
+        )
+        assert github_server.errors == []
+        assert tembo_server.errors == []
+
+    expected = {d.dispatch_id for d in deliveries}
+    assert figures.duplicate_sessions == {}
+    assert figures.duplicate_issues == {}
+    assert figures.duplicate_comments == {}
+    assert figures.dispatch_ids == expected
+    assert figures.sessions == ISSUES
+    assert figures.comments == ISSUES
+    assert figures.unlinked == []
+    assert figures.linked == ISSUES
+    assert counts is not None and counts.get("done") == ISSUES
+    assert killer.killed_dispatch is not None and killer.killed_dispatch in expected
+    assert exit_code == -9
+    assert killer.killed_dispatch.removeprefix("gh-") in in_flight
+    assert all(state == "done" and attempts > 1 for state, attempts in reclaimed.values())
+
+
+async def _accepted(
+    delivery: Delivery, client: httpx.AsyncClient, url: str, seen: list[int | None]
+) -> bool:
+    status = await delivery.send(client, url)
+    seen.append(status)
+    return status is not None and status < 300
+
+
+def _histogram(statuses: list[int | None]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for status in statuses:
+        key = "none" if status is None else str(status)
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def _jobs(database: Path, where: str, value: object) -> dict[str, tuple[str, int]]:
+    """delivery id -> (state, attempts) of the jobs matching `where` (one `?`); a pid
+    matches the workers of that process (worker names are host:pid:object)."""
+    if isinstance(value, int):
+        value = f"%:{value}:%"
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as db:
+        rows = db.execute(
+            f"SELECT delivery_id, state, attempts FROM jobs WHERE {where}",  # noqa: S608
+            (value,),
+        ).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
