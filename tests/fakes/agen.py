@@ -7,6 +7,12 @@ with their types (`branch_name` required, string or null; `message` required, at
 one character), no unknown query parameters; answers with every field the pages mark
 required. The pages' "Default Response" wording is Fastify's, so errors take Fastify's
 shape, `{statusCode, error, message}` (an assumption: no page shows an error body).
+
+Following a session reads its timeline. Events move it on when a test says so:
+`add_event(id, type, status=...)` (the types and statuses the events page enumerates),
+`mark_messages(id, status)` for the user messages' status, or a `script` of
+`add_event` arguments, one taken per timeline read of that session. Agen documents no
+call that stops a session, so this fake has none.
 """
 
 from __future__ import annotations
@@ -30,6 +36,46 @@ LIST_QUERY = {"status", "user_id", "include"}
 NOW = "2026-11-26T06:00:00Z"
 MESSAGES = re.compile(r"^/api/v1/sessions/([^/]+)/messages$")
 EVENTS = re.compile(r"^/api/v1/sessions/([^/]+)/events$")
+# docs.agenhq.com/api-reference/sessions/get-the-session-timeline-events.
+EVENT_TYPES = frozenset(
+    [
+        "user_message",
+        "agent_message",
+        "system_message",
+        "session_finished",
+        "session_closed",
+        "merge_request_merged",
+        "merge_request_closed",
+        "agent_file_tree_browse",
+        "agent_file_read",
+        "agent_file_edit",
+        "agent_file_create",
+        "agent_file_remove",
+        "agent_file_move",
+        "agent_file_copy",
+        "agent_file_read_range",
+        "agent_read_around_match",
+        "agent_search_files",
+        "agent_search_files_v2",
+        "agent_plan_execution_update",
+        "agent_ask_user",
+        "user_ask_user_response",
+        "agent_branch_diff",
+        "agent_uncommitted_changes",
+        "agent_conflict_state",
+        "agent_check_target_branch_mergeability",
+        "agent_merge_remote_branch",
+        "agent_pull_from_remote",
+        "agent_push_to_remote",
+        "agent_abort_conflict_resolution",
+        "agent_rollback_uncommitted_changes",
+        "agent_http_request",
+        "agent_web_browse",
+        "agent_run_repository_command",
+        "agent_alert_created",
+    ]
+)
+EVENT_STATUSES = frozenset({"completed", "queued", "processing", "canceled"})
 
 
 def failure(status: int, message: str, **headers: str) -> httpx.Response:
@@ -70,6 +116,8 @@ class FakeAgen:
     # Called after the request passed validation; may answer instead, or raise.
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Per session id: `add_event` keyword arguments, one applied per timeline read.
+    script: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -122,24 +170,54 @@ class FakeAgen:
         if not any(s["id"] == session_id for s in self.sessions):
             return failure(404, "Session not found")
         if request.method == "GET":
+            steps = self.script.get(session_id)
+            if steps:
+                self.add_event(session_id, **steps.pop(0))
             return httpx.Response(
                 200, json=[e for e in self.events if e["session_id"] == session_id]
             )
         body = json.loads(request.content)
+        event = self.add_event(
+            session_id,
+            "user_message",
+            status="queued",
+            payload={"type": "user_message", "message": body["message"]},
+            client_id=body.get("client_id"),
+        )
+        return httpx.Response(200, json=event)
+
+    def add_event(
+        self,
+        session_id: str,
+        type: str,
+        status: str = "completed",
+        payload: dict[str, Any] | None = None,
+        client_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an event to a session's timeline, as Agen would."""
+        assert type in EVENT_TYPES, type
+        assert status in EVENT_STATUSES, status
         event = {
             "id": f"evt_{next(self.ids)}",
             "session_id": session_id,
-            "type": "user_message",
-            "payload": {"type": "user_message", "message": body["message"]},
-            "status": "queued",
-            "client_id": body.get("client_id"),
+            "type": type,
+            "payload": payload if payload is not None else {"type": type},
+            "status": status,
+            "client_id": client_id,
             "session_goal_id": None,
             "session_task_id": None,
             "created_at": NOW,
             "updated_at": NOW,
         }
         self.events.append(event)
-        return httpx.Response(200, json=event)
+        return event
+
+    def mark_messages(self, session_id: str, status: str) -> None:
+        """Set the status of the session's user messages (queued -> processing -> ...)."""
+        assert status in EVENT_STATUSES, status
+        for event in self.events:
+            if event["session_id"] == session_id and event["type"] == "user_message":
+                event["status"] = status
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         session = {

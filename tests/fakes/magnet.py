@@ -7,6 +7,12 @@ fields the page lists, with their types; answers 201 `{session}` with the fields
 page's example. List and Get are documented for API keys; whether they take the browser
 cookie is unknown, so `reads_accept_cookie` chooses. Errors are `{error}`, an assumption:
 no page shows an error body.
+
+Following a session reads Get Session, whose `status` is active, completed or failed and
+whose `metadata` carries `branch`, `prNumber`, `prUrl` and `prStatus` (get-session and
+list-sessions pages). Sessions move on with `advance(id, status=..., metadata={...})`
+(metadata is merged) or a `script` of such changes, one taken per read of that session.
+Magnet documents no call that sends a message or stops a session, so this fake has none.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "model": (str,),
 }
 NOW = "2026-11-26T06:00:00.000Z"
+STATUSES = ("active", "completed", "failed")
 ONE = re.compile(r"^/api/sessions/([^/]+)$")
 
 
@@ -60,6 +67,8 @@ class FakeMagnet:
     # Called after the request passed validation; may answer instead, or raise.
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Per session id: changes for `advance`, one applied at each Get Session of it.
+    script: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -125,7 +134,20 @@ class FakeMagnet:
         found = [s for s in self.sessions if s["id"] == matched.group(1)]
         if not found:
             return failure(404, "Session not found")
+        steps = self.script.get(found[0]["id"])
+        if steps:
+            self.advance(found[0]["id"], **steps.pop(0))
         return httpx.Response(200, json={"session": found[0]})
+
+    def advance(self, session_id: str, **fields: Any) -> None:
+        """Move a session on: `status`, `metadata` (merged), `messages`, `tasks`, ..."""
+        [session] = [s for s in self.sessions if s["id"] == session_id]
+        if "status" in fields:
+            assert fields["status"] in STATUSES, fields["status"]
+        metadata = fields.pop("metadata", None)
+        if metadata is not None:
+            session["metadata"] = {**session["metadata"], **metadata}
+        session.update(fields)
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         message = body.get("initialMessage", "")

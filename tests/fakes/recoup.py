@@ -10,11 +10,24 @@ the pages' examples. Errors use the API's shape, `{status: "error", error}`
 `POST /api/chat/runs` also takes `sessionId` and `chatId`, which the adapter sends to aim
 the prompt at the session it created. The chat/runs page lists them only in its answer;
 see `CHAT_RUNS_PATH` in bot/adapters/platforms/recoup.py.
+
+Following a session (github.com/recoupable/docs api-reference/openapi/sessions.json and
+api-reference/chat/*, handlers in github.com/recoupable/api lib/chat/):
+`GET /api/sessions/{sessionId}` -> `{session}`; `GET /api/sessions/{sessionId}/chats` ->
+`{chats, defaultModelId}`; `POST /api/chat/workflow {messages, chatId, sessionId,
+context?}` answers a stream, 400 while the session's sandbox is not active
+(`lifecycleState` other than `active`), 409 while the chat streams another reply;
+`POST /api/chat/{chatId}/stop` (chatId a UUID, body empty or `{assistantMessage}`)
+answers `{success, stopped}`. Sessions move on with `advance(id, **fields)` or a `script`
+of such changes, one taken per read of that session; `reply_done(chat_id)` ends a
+streaming reply. Workflows started and chats stopped are recorded in `workflows` and
+`stops`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +53,17 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "sessionId": (str,),
     "chatId": (str,),
 }
+WORKFLOW_FIELDS: dict[str, tuple[type, ...]] = {
+    "messages": (list,),
+    "chatId": (str,),
+    "sessionId": (str,),
+    "context": (dict,),
+}
 NOW = "2026-11-26T06:00:00Z"
+ONE = re.compile(r"^/api/sessions/([^/]+)$")
+CHATS = re.compile(r"^/api/sessions/([^/]+)/chats$")
+STOP = re.compile(r"^/api/chat/([^/]+)/stop$")
+DEFAULT_MODEL = "anthropic/claude-haiku-4.5"
 
 
 def problems(body: Any, fields: dict[str, tuple[type, ...]]) -> list[str]:
@@ -72,6 +95,36 @@ def run_problems(body: Any) -> list[str]:
     return found
 
 
+def workflow_problems(body: Any) -> list[str]:
+    """recoupable/api lib/chat/validateChatWorkflowBody.ts, and a UIMessage per item."""
+    found = problems(body, WORKFLOW_FIELDS)
+    if not isinstance(body, dict):
+        return found
+    for key in ("messages", "chatId", "sessionId"):
+        if key not in body:
+            found.append(f"{key} is required")
+    for key in ("chatId", "sessionId"):
+        if body.get(key) == "":
+            found.append(f"{key} is required")
+    for message in body.get("messages") or []:
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("id"), str)
+            or message.get("role") not in ("user", "assistant")
+            or not isinstance(message.get("parts"), list)
+        ):
+            found.append("messages must be UIMessages {id, role, parts}")
+    return found
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def failure(status: int, message: str, **headers: str) -> httpx.Response:
     return httpx.Response(status, json={"status": "error", "error": message}, headers=headers)
 
@@ -86,6 +139,10 @@ class FakeRecoup:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     # Called after the request passed validation; may answer instead, or raise.
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
+    # Per session id: changes for `advance`, one applied at each read of that session.
+    script: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    workflows: list[dict[str, Any]] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -94,16 +151,31 @@ class FakeRecoup:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("x-api-key") != self.api_key:
             return failure(401, "Unauthorized")
-        route = (request.method, request.url.path)
-        if route not in (("POST", "/api/sessions"), ("POST", "/api/chat/runs")):
+        method, path = request.method, request.url.path
+        body: Any = None
+        if method == "POST" and path in ("/api/sessions", "/api/chat/runs", "/api/chat/workflow"):
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                return failure(400, "Invalid JSON body")
+            checks = {
+                "/api/sessions": session_problems,
+                "/api/chat/runs": run_problems,
+                "/api/chat/workflow": workflow_problems,
+            }
+            found = checks[path](body)
+        elif method == "GET" and (ONE.match(path) or CHATS.match(path)):
+            found = ["no query parameters are documented"] if request.url.params else []
+        elif method == "POST" and STOP.match(path):
+            if request.content:
+                try:
+                    body = json.loads(request.content)
+                except ValueError:
+                    return failure(400, "Invalid JSON body")
+            found = problems(body, {"assistantMessage": (dict,)}) if body is not None else []
+        else:
             return failure(404, "Not found")
-        try:
-            body = json.loads(request.content)
-        except ValueError:
-            return failure(400, "Invalid JSON body")
-        self.requests.append((request.method, request.url.path, body))
-        check = session_problems if route[1] == "/api/sessions" else run_problems
-        found = check(body)
+        self.requests.append((method, path, body))
         if found:
             return failure(400, "; ".join(found))
         if self.fault is not None:
@@ -115,9 +187,14 @@ class FakeRecoup:
     def answer(self, request: httpx.Request) -> httpx.Response:
         """Carry the (valid) request out, as Recoup would; tests call it from a fault
         to model an answer lost after the work was done."""
+        path = request.url.path
+        if request.method == "GET" or STOP.match(path):
+            return self.follow(request)
         body = json.loads(request.content)
-        if request.url.path == "/api/sessions":
+        if path == "/api/sessions":
             return httpx.Response(200, json=self.create(body))
+        if path == "/api/chat/workflow":
+            return self.workflow(body)
         if not any(s["id"] == body.get("sessionId") for s in self.sessions) or not any(
             c["id"] == body.get("chatId") for c in self.chats
         ):
@@ -125,6 +202,77 @@ class FakeRecoup:
         run = {"runId": f"wrun_{uuid.uuid4().hex[:26]}", **_ids(body)}
         self.runs.append({**run, "prompt": body["prompt"]})
         return httpx.Response(202, json=run)
+
+    def follow(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        stop = STOP.match(path)
+        if stop:
+            chat_id = stop.group(1)
+            if not is_uuid(chat_id):
+                return failure(400, "chatId must be a valid UUID")
+            chat = self.chat(chat_id)
+            if chat is None:
+                return failure(404, "Chat not found")
+            stopped = chat["activeStreamId"] is not None
+            chat["activeStreamId"] = None
+            if stopped:
+                self.stops.append(chat_id)
+            return httpx.Response(200, json={"success": True, "stopped": stopped})
+        matched = ONE.match(path) or CHATS.match(path)
+        assert matched is not None
+        session = self.session(matched.group(1))
+        if session is None:
+            return failure(404, "Session not found")
+        if ONE.match(path):
+            steps = self.script.get(session["id"])
+            if steps:
+                self.advance(session["id"], **steps.pop(0))
+            return httpx.Response(200, json={"session": session})
+        chats = [
+            {**chat, "hasUnread": False, "isStreaming": chat["activeStreamId"] is not None}
+            for chat in self.chats
+            if chat["sessionId"] == session["id"]
+        ]
+        return httpx.Response(200, json={"chats": chats, "defaultModelId": DEFAULT_MODEL})
+
+    def workflow(self, body: dict[str, Any]) -> httpx.Response:
+        """recoupable/api lib/chat/handleChatWorkflowStream.ts, in its order of checks."""
+        session = self.session(body["sessionId"])
+        if session is None:
+            return failure(404, "Session not found")
+        if session["lifecycleState"] != "active":
+            return failure(400, "Sandbox not initialized")
+        chat = self.chat(body["chatId"])
+        if chat is None or chat["sessionId"] != session["id"]:
+            return failure(404, "Chat not found")
+        if chat["activeStreamId"] is not None:
+            return failure(409, "Another workflow is already running for this chat")
+        run_id = f"wrun_{uuid.uuid4().hex[:26]}"
+        chat["activeStreamId"] = run_id
+        self.workflows.append({"runId": run_id, **body})
+        stream = 'data: {"type":"start"}\n\ndata: {"type":"start-step"}\n\n'
+        return httpx.Response(
+            200,
+            content=stream.encode(),
+            headers={"content-type": "text/event-stream", "x-workflow-run-id": run_id},
+        )
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        return next((s for s in self.sessions if s["id"] == session_id), None)
+
+    def chat(self, chat_id: str) -> dict[str, Any] | None:
+        return next((c for c in self.chats if c["id"] == chat_id), None)
+
+    def advance(self, session_id: str, **fields: Any) -> None:
+        """Move a session on: `status`, `lifecycleState`, `lifecycleError`, ..."""
+        session = self.session(session_id)
+        assert session is not None, session_id
+        session.update(fields)
+
+    def reply_done(self, chat_id: str) -> None:
+        chat = self.chat(chat_id)
+        assert chat is not None, chat_id
+        chat["activeStreamId"] = None
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         session_id = str(uuid.uuid4())

@@ -14,6 +14,24 @@ dispatch for that issue abandoned.
 
 Documented at docs.agenhq.com/api-reference/sessions: list-sessions,
 send-a-user-message-to-the-agent-in-a-session, get-the-session-timeline-events.
+
+Following a session (issue 10):
+
+- followed: the phase, read from the session's timeline
+  (`GET /api/v1/sessions/{id}/events`, get-the-session-timeline-events): the event types
+  `session_finished`, `merge_request_merged`, `session_closed` and `merge_request_closed`
+  end a session, and the `status` of the newest `user_message` (queued, processing,
+  completed, canceled) says whether the agent has taken up the work. Agen documents no
+  call that reads one session: the session object's `status`, `agent_status` and
+  `merged_at` (coding-agent-api/schemas/session) only come in the list, whose values the
+  pages do not enumerate and whose pages we cannot walk (no cursor parameter is
+  documented), so they are not used;
+- not followed: pull-request links. The pages name no field that carries the merge
+  request's URL (the timeline's payloads are documented only by their type names);
+- follow-up messages: the same call as the prompt, `POST /api/v1/sessions/{id}/messages
+  {message, client_id}`, with the dispatch id as `client_id`; a message already in the
+  timeline under that `client_id` is not sent again;
+- stop: not offered. No Agen page documents a call that stops or cancels a session.
 """
 
 from __future__ import annotations
@@ -24,7 +42,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest
+from bot.ports import PlatformError, Session, SessionRequest, SessionState
 
 NAME = "agen"
 LABEL = "Agen"
@@ -34,6 +52,25 @@ SESSIONS_PATH = "/api/v1/sessions"
 MESSAGES_PATH = "/api/v1/sessions/{id}/messages"
 # docs.agenhq.com/api-reference/sessions/get-the-session-timeline-events: a list of events.
 EVENTS_PATH = "/api/v1/sessions/{id}/events"
+# get-the-session-timeline-events: event `type`s that end a session (the phase they mean),
+# and the `status` values of an event (completed, queued, processing, canceled) as the
+# phase of the newest user message.
+ENDINGS = {
+    "session_finished": "finished",
+    "merge_request_merged": "finished",
+    "session_closed": "stopped",
+    "merge_request_closed": "stopped",
+}
+ENDING_REASONS = {
+    "session_closed": "Agen closed the session",
+    "merge_request_closed": "the merge request was closed without being merged",
+}
+MESSAGE_PHASES = {
+    "queued": "queued",
+    "processing": "working",
+    "completed": "working",
+    "canceled": "stopped",
+}
 # Sessions sharing the branch whose events are read before giving up.
 CANDIDATES = 5
 CREATE_EXPLAIN = {
@@ -50,6 +87,9 @@ T = TypeVar("T")
 class AgenPlatform:
     name = NAME
     can_find = True  # its session list and events are searched
+    can_read = True  # the session's timeline events
+    can_message = True  # POST /api/v1/sessions/{id}/messages
+    can_stop = False  # no page documents a stop or cancel call
 
     def __init__(
         self,
@@ -143,6 +183,39 @@ class AgenPlatform:
             _remember(self._undelivered, request.dispatch_id, unprompted)
         return None
 
+    async def get_session(self, session_id: str) -> SessionState:
+        data = await send(
+            self._http,
+            LABEL,
+            "GET",
+            self.base_url + EVENTS_PATH.format(id=session_id),
+            headers=self._headers(),
+            explain=_follow_explain(session_id, "sessions:read", "all:read"),
+        )
+        if not isinstance(data, list):
+            raise PlatformError("Agen answered a timeline read with no events", transient=True)
+        return timeline_state([e for e in data if isinstance(e, dict)])
+
+    async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
+        if await self._prompted(session_id, dispatch_id):
+            return  # an earlier attempt arrived although its answer was lost
+        await send(
+            self._http,
+            LABEL,
+            "POST",
+            self.base_url + MESSAGES_PATH.format(id=session_id),
+            headers=self._headers(),
+            json={"message": text, "client_id": dispatch_id},
+            explain=_follow_explain(session_id, "sessions:write", "all:write"),
+        )
+
+    async def stop_session(self, session_id: str) -> None:
+        raise PlatformError(
+            "Agen does not offer a way to stop a session through its API; stop it in "
+            f"Agen itself ({self.session_url.format(id=session_id)})",
+            transient=False,
+        )
+
     async def _prompted(self, session_id: str, dispatch_id: str) -> bool:
         return any(
             e.get("type") == "user_message" and e.get("client_id") == dispatch_id
@@ -181,6 +254,33 @@ class AgenPlatform:
             url=self.session_url.format(id=session_id),
             status=str(data.get("status") or ""),
         )
+
+
+def timeline_state(events: list[dict[str, Any]]) -> SessionState:
+    """The phase a session's timeline ends in, oldest event first as Agen lists them.
+
+    A user message after an ending (a follow-up) starts the session again."""
+    phase, raw, reason = "queued", "", ""
+    for event in events:
+        kind = str(event.get("type") or "")
+        if kind in ENDINGS:
+            phase, raw, reason = ENDINGS[kind], kind, ENDING_REASONS.get(kind, "")
+        elif kind == "user_message":
+            status = str(event.get("status") or "")
+            phase, raw = MESSAGE_PHASES.get(status, "working"), f"user_message {status}".strip()
+            reason = "the message to the agent was canceled" if status == "canceled" else ""
+        elif phase == "queued" and kind.startswith("agent_"):
+            phase, raw = "working", kind
+    return SessionState(phase=phase, raw_status=raw, reason=reason)
+
+
+def _follow_explain(session_id: str, *scopes: str) -> dict[int, str]:
+    wanted = " or ".join((*scopes, "sessions:all", "all:all"))
+    return {
+        401: "AGEN_API_KEY was refused; create a new key in Agen's workspace settings",
+        403: f"the Agen key lacks a scope this needs: {wanted}",
+        404: f"Agen does not know session {session_id} (or AGEN_BASE_URL is wrong)",
+    }
 
 
 def _remember(memory: OrderedDict[str, T], key: str, value: T) -> None:

@@ -4,6 +4,9 @@ redacted, body), which the worker shows in the status comment.
 
 Owns only that picture: the body is `TemboPlatform.body`, so the preview cannot drift
 from what the Tembo adapter really sends.
+
+A dry-run session was never started, so there is nothing to follow: it cannot be read,
+sent a message or stopped, and each of those calls fails for good.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 
 from bot import __version__
 from bot.adapters.platforms.tembo import CREATE_PATH, TemboPlatform
-from bot.ports import Session, SessionRequest
+from bot.ports import PlatformError, Session, SessionRequest, SessionState
 
 NAME = "dry-run"
 REDACTED = "Bearer <TEMBO_API_KEY, redacted>"
@@ -21,6 +24,10 @@ REDACTED = "Bearer <TEMBO_API_KEY, redacted>"
 class DryRunPlatform:
     name = NAME
     can_find = True  # nothing is ever sent, so nothing can be lost
+    # Nothing was started, so nothing can be followed.
+    can_read = False
+    can_message = False
+    can_stop = False
 
     def __init__(self, tembo: TemboPlatform) -> None:
         self.tembo = tembo
@@ -54,3 +61,20 @@ class DryRunPlatform:
 
     async def find_session(self, request: SessionRequest) -> Session | None:
         return None  # nothing was ever sent
+
+    async def get_session(self, session_id: str) -> SessionState:
+        raise _nothing_to_follow("read")
+
+    async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
+        raise _nothing_to_follow("send a message to")
+
+    async def stop_session(self, session_id: str) -> None:
+        raise _nothing_to_follow("stop")
+
+
+def _nothing_to_follow(action: str) -> PlatformError:
+    return PlatformError(
+        f"dry-run does not offer a session to {action}: nothing was sent, so no session "
+        "was started",
+        transient=False,
+    )

@@ -11,6 +11,19 @@ After a lost answer, `find_session` reads List Sessions and Get Session
 dispatch id in the first message of this repository's sessions. Those pages document an
 API key; this adapter has only the cookie. If Magnet refuses it, nothing is found and
 the retry may create a second session.
+
+Following a session (issue 10), with the same cookie and the same caveat:
+
+- followed: `status` (active, completed or failed) and the pull request's link
+  `metadata.prUrl`, read with Get Session (`GET /api/sessions/{id}?organizationId=`,
+  docs.magnet.run/api-reference/sessions/get-session; the list-sessions page documents
+  `metadata.{branch, prNumber, prUrl, prStatus}`). Magnet gives no failure reason, so
+  `reason` stays empty. If Magnet refuses the cookie for reads, `get_session` fails for
+  good (401) and says so;
+- follow-up messages: not offered. Magnet's pages document no call that adds a message
+  to a session (create, list, get and update only);
+- stop: not offered. Update Session (`PATCH /api/sessions/{id} {title, status}`) only
+  relabels a session; no page says that setting its status stops the agent.
 """
 
 from __future__ import annotations
@@ -20,12 +33,14 @@ from typing import Any
 import httpx
 
 from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest
+from bot.ports import PlatformError, Session, SessionRequest, SessionState
 
 NAME = "magnet"
 LABEL = "Magnet"
 SESSIONS_PATH = "/api/sessions"
 COOKIE = "__session"
+# Get Session's `status`: "active, completed, or failed" (get-session, list-sessions).
+PHASES = {"active": "working", "completed": "finished", "failed": "failed"}
 # This repository's sessions whose messages are read before giving up.
 CANDIDATES = 10
 
@@ -51,6 +66,9 @@ def explain(organization_id: str) -> dict[int, str]:
 class MagnetPlatform:
     name = NAME
     can_find = True  # its session list is searched
+    can_read = True  # Get Session
+    can_message = False  # no page documents a call that adds a message
+    can_stop = False  # no page documents a call that stops the agent
 
     def __init__(
         self,
@@ -113,6 +131,47 @@ class MagnetPlatform:
                 return self._session(session)
         return None
 
+    async def get_session(self, session_id: str) -> SessionState:
+        data = await send(
+            self._http,
+            LABEL,
+            "GET",
+            f"{self.base_url}{SESSIONS_PATH}/{session_id}",
+            headers=self._headers(),
+            params={"organizationId": self.organization_id},
+            explain=self._read_explain(session_id),
+        )
+        session = data.get("session") if isinstance(data, dict) else None
+        if not isinstance(session, dict):
+            raise PlatformError("Magnet answered a session read with no session", transient=True)
+        return session_state(session)
+
+    async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
+        raise PlatformError(
+            "Magnet does not offer a way to send a session a message through its API; "
+            f"write it in Magnet itself ({self.session_url.format(id=session_id)})",
+            transient=False,
+        )
+
+    async def stop_session(self, session_id: str) -> None:
+        raise PlatformError(
+            "Magnet does not offer a way to stop a session through its API; stop it in "
+            f"Magnet itself ({self.session_url.format(id=session_id)})",
+            transient=False,
+        )
+
+    def _read_explain(self, session_id: str) -> dict[int, str]:
+        return {
+            401: (
+                "Magnet refused the browser session in MAGNET_SESSION_COOKIE for reading "
+                "a session (it may have expired, or Magnet may take only API keys for "
+                "reads, as its pages document); sign in to magnet.run and copy a fresh "
+                "__session cookie into MAGNET_SESSION_COOKIE"
+            ),
+            403: self._explain[403],
+            404: f"Magnet does not know session {session_id} (or MAGNET_BASE_URL is wrong)",
+        }
+
     async def _get(self, path: str) -> Any:
         """A read for reconciling; None when Magnet refuses the cookie for it."""
         try:
@@ -140,6 +199,19 @@ class MagnetPlatform:
             url=self.session_url.format(id=session_id),
             status=str(data.get("status") or ""),
         )
+
+
+def session_state(session: dict[str, Any]) -> SessionState:
+    """A Get Session `session`, reduced to what the issue shows."""
+    status = str(session.get("status") or "")
+    metadata = session.get("metadata")
+    pr_url = metadata.get("prUrl") if isinstance(metadata, dict) else None
+    return SessionState(
+        # An unknown status is not an end: keep following, and show what Magnet said.
+        phase=PHASES.get(status, "working"),
+        pull_requests=(pr_url,) if isinstance(pr_url, str) and pr_url else (),
+        raw_status=status,
+    )
 
 
 def _repository(session: dict[str, Any]) -> Any:

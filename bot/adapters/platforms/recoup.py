@@ -13,18 +13,52 @@ process only. Recoup documents no call that lists sessions, so:
 
 This module sends only the fields the pages list and turns answers into a `Session` or a
 `PlatformError`; retries and the job's progress belong to the worker.
+
+Following a session (issue 10). Sources: developers.recoupable.com/api-reference/sessions
+and /chat, whose OpenAPI is github.com/recoupable/docs api-reference/openapi/sessions.json;
+handlers in github.com/recoupable/api.
+
+- followed: `status` (running, completed, failed, archived) and, while running,
+  `lifecycleState` (provisioning, active, hibernating, hibernated, restoring, archived,
+  failed), with `lifecycleError` as the failure reason, read with
+  `GET /api/sessions/{sessionId}`. Not followed: pull requests. A Recoup session names
+  its repository and `branch` but no pull request;
+- follow-up messages: `POST /api/chat/workflow {messages, chatId, sessionId}`, the call
+  Recoup's own chat uses to speak in an existing session's chat, aimed at the session's
+  first chat (`GET /api/sessions/{sessionId}/chats`, oldest first). It starts a durable
+  workflow and answers with its stream; the adapter reads only the status and closes the
+  stream, and the workflow goes on (it is stopped only by the stop call below). Recoup
+  refuses it (400) until the session's sandbox is active, and with 409 while another
+  reply is streaming in that chat, which the worker retries. The message carries no
+  dispatch id field; its UIMessage id is derived from the dispatch id;
+- stop: `POST /api/chat/{chatId}/stop` (api-reference/chat/stop; answers
+  `{success, stopped}`) for every chat of the session. It cancels the reply being
+  streamed; the session itself stays `running`, so a read after a stop does not say
+  "stopped".
+
+The prompt itself goes through `POST /api/chat/runs`, which (see `CHAT_RUNS_PATH`)
+provisions a session of its own: the session followed here is the one `POST
+/api/sessions` made, which that prompt does not reach.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
-from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest
+from bot import __version__
+from bot.adapters.platforms.transport import TIMEOUT, error_message, retry_after, send
+from bot.ports import (
+    PlatformError,
+    Session,
+    SessionRequest,
+    SessionState,
+    is_transient_status,
+)
 
 NAME = "recoup"
 LABEL = "Recoup"
@@ -39,6 +73,29 @@ CREATE_PATH = "/api/sessions"
 # sessionId}, which needs a provisioned sandbox and answers with a stream. Sent here as
 # the brief of issue 5 asks; see the README's Recoup paragraph.
 CHAT_RUNS_PATH = "/api/chat/runs"
+# sessions.json: GET /api/sessions/{sessionId} -> {session: Session}.
+SESSION_PATH = "/api/sessions/{id}"
+# sessions.json: GET /api/sessions/{sessionId}/chats -> {chats: [ChatSummary], defaultModelId},
+# "sorted by createdAt ascending".
+CHATS_PATH = "/api/sessions/{id}/chats"
+# developers.recoupable.com/api-reference/chat/workflow; body schema in recoupable/api
+# lib/chat/validateChatWorkflowBody.ts: {messages: UIMessage[], chatId, sessionId, context?}.
+# Answers a UI-message stream (recoupable/api lib/chat/handleChatWorkflowStream.ts).
+WORKFLOW_PATH = "/api/chat/workflow"
+# developers.recoupable.com/api-reference/chat/stop (recoupable/docs api-reference/chat/
+# stop.mdx); recoupable/api lib/chat/handleStopChatWorkflow.ts answers {success, stopped}.
+STOP_PATH = "/api/chat/{id}/stop"
+# sessions.json Session.status / Session.lifecycleState.
+STATUS_PHASES = {"completed": "finished", "failed": "failed", "archived": "stopped"}
+LIFECYCLE_PHASES = {
+    "provisioning": "queued",
+    "active": "working",
+    "hibernating": "working",
+    "hibernated": "working",
+    "restoring": "working",
+    "archived": "stopped",
+    "failed": "failed",
+}
 CREATE_EXPLAIN = {
     401: "RECOUP_API_KEY was refused; create a new key in Recoup's developer settings",
     403: "the Recoup key may not create sessions for this account",
@@ -64,6 +121,9 @@ class _Created:
 class RecoupPlatform:
     name = NAME
     can_find = False  # Recoup documents no call that lists sessions
+    can_read = True  # GET /api/sessions/{sessionId}
+    can_message = True  # POST /api/chat/workflow, into the session's first chat
+    can_stop = True  # POST /api/chat/{chatId}/stop, for each of its chats
 
     def __init__(
         self,
@@ -148,6 +208,126 @@ class RecoupPlatform:
         # No list call: only what this process saw. A session created but not yet
         # prompted is not "found", so the worker calls create_session, which resumes.
         return self._started.get(request.dispatch_id)
+
+    async def get_session(self, session_id: str) -> SessionState:
+        data = await send(
+            self._http,
+            LABEL,
+            "GET",
+            self.base_url + SESSION_PATH.format(id=session_id),
+            headers=self._headers(),
+            explain=_follow_explain(session_id),
+        )
+        session = data.get("session") if isinstance(data, dict) else None
+        if not isinstance(session, dict):
+            raise PlatformError("Recoup answered a session read with no session", transient=True)
+        return session_state(session)
+
+    async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
+        chats = await self._chats(session_id)
+        if not chats:
+            raise PlatformError(f"the Recoup session {session_id} has no chat", transient=False)
+        message = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tembo-dispatch:{dispatch_id}")),
+            "role": "user",
+            "parts": [{"type": "text", "text": text}],
+        }
+        await self._start_workflow(
+            {"messages": [message], "chatId": chats[0], "sessionId": session_id},
+            _follow_explain(session_id),
+        )
+
+    async def stop_session(self, session_id: str) -> None:
+        for chat_id in await self._chats(session_id):
+            await send(
+                self._http,
+                LABEL,
+                "POST",
+                self.base_url + STOP_PATH.format(id=chat_id),
+                headers=self._headers(),
+                explain=_follow_explain(session_id),
+            )
+
+    async def _chats(self, session_id: str) -> list[str]:
+        """The ids of the session's chats, oldest first."""
+        data = await send(
+            self._http,
+            LABEL,
+            "GET",
+            self.base_url + CHATS_PATH.format(id=session_id),
+            headers=self._headers(),
+            explain=_follow_explain(session_id),
+        )
+        chats = data.get("chats") if isinstance(data, dict) else None
+        return [
+            str(chat["id"])
+            for chat in (chats if isinstance(chats, list) else [])
+            if isinstance(chat, dict) and chat.get("id")
+        ]
+
+    async def _start_workflow(self, body: dict[str, Any], explain: dict[int, str]) -> None:
+        """POST /api/chat/workflow and close its stream once the status is known.
+
+        The same error classes as `transport.send`, which cannot be used here: it reads
+        the whole body, and this one lasts as long as the agent's reply."""
+        headers = {"User-Agent": f"tembo-dispatch/{__version__}", **self._headers()}
+        try:
+            async with self._http.stream(
+                "POST",
+                f"{self.base_url}{WORKFLOW_PATH}",
+                headers=headers,
+                json=body,
+                timeout=TIMEOUT,
+            ) as response:
+                if response.status_code < 300:
+                    return
+                await response.aread()
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise PlatformError(
+                f"could not reach {LABEL} ({type(exc).__name__})", transient=True
+            ) from exc
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise PlatformError(
+                f"{LABEL} did not answer in time ({type(exc).__name__})",
+                transient=True,
+                ambiguous=True,
+            ) from exc
+        status = response.status_code
+        said = "`" + error_message(response).replace("`", "'").strip()[:500] + "`"
+        reason = explain.get(status)
+        raise PlatformError(
+            f"{LABEL} answered {status}: {said}" + (f" ({reason})" if reason else ""),
+            status=status,
+            transient=is_transient_status(status),
+            retry_after=retry_after(response),
+        )
+
+
+def session_state(session: dict[str, Any]) -> SessionState:
+    """A `GET /api/sessions/{sessionId}` session, reduced to what the issue shows."""
+    status = str(session.get("status") or "")
+    lifecycle = str(session.get("lifecycleState") or "")
+    error = session.get("lifecycleError")
+    reason = error if isinstance(error, str) else ""
+    if status in STATUS_PHASES:
+        phase = STATUS_PHASES[status]
+    else:
+        # running (or a status the page does not list): the sandbox's lifecycle tells
+        # more; without one the session has not been claimed yet.
+        phase = LIFECYCLE_PHASES.get(lifecycle, "queued" if not lifecycle else "working")
+    return SessionState(
+        phase=phase,
+        reason=reason if phase in ("failed", "stopped") else "",
+        raw_status=f"{status} ({lifecycle})" if lifecycle else status,
+    )
+
+
+def _follow_explain(session_id: str) -> dict[int, str]:
+    return {
+        401: "RECOUP_API_KEY was refused; create a new key in Recoup's developer settings",
+        403: f"the Recoup key's account does not own session {session_id}",
+        404: f"Recoup does not know session {session_id} (or RECOUP_BASE_URL is wrong)",
+    }
 
 
 def _created(data: Any) -> _Created:

@@ -1,5 +1,27 @@
 """Tembo (seeds 000/001): `POST /session/create` with a Bearer key; the answer's
-`htmlUrl` is the link posted back. The reference adapter for the others."""
+`htmlUrl` is the link posted back. The reference adapter for the others.
+
+Following a session (issue 10) uses Tembo's Public API, documented at
+docs.tembo.io/api/v1 (OpenAPI: api.tembo.io/public-api/openapi/public) and generated into
+github.com/tembo/sdk src/resources/sessions/sessions.ts and src/resources/messages/messages.ts.
+Its session ids are the ones `/session/create` answers (both are the UUID in `htmlUrl`),
+and it takes the same Bearer key:
+
+- followed: the session's state (`state.current`, else its `is*` flags) and the URLs of
+  the pull requests it opened (`artifacts[].pullRequests[].url`), read with
+  `GET /v1/sessions/{sessionId}`. Tembo gives no failure reason, so `reason` stays empty;
+  `sourcePullRequest` (the pull request a session was started *from*) is not reported;
+- follow-up messages: `POST /v1/messages {content, sessionId}`. The body has no field for
+  our dispatch id, so a message whose answer was lost may arrive twice if sent again;
+- stop: `POST /v1/sessions/{sessionId}/stop?cancelQueued=true`, which interrupts the
+  running work and cancels queued messages too (without the flag Tembo would go on with
+  the next queued message).
+
+The Developer API that `/session/create` belongs to also documents
+`POST /session/{sessionId}/stop` and `POST /session/{sessionId}/messages`
+(docs.tembo.io/api/stop-session, .../send-session-message) but no call that reads one
+session, so the three follow calls stay together in the Public API.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +30,7 @@ from typing import Any
 import httpx
 
 from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest
+from bot.ports import PlatformError, Session, SessionRequest, SessionState
 
 NAME = "tembo"
 CREATE_PATH = "/session/create"
@@ -27,6 +49,23 @@ LIST_LIMIT = 100
 LIST_PAGES = 5
 # The link's form in seed 001's example, for list items that carry no htmlUrl.
 APP_SESSION_URL = "https://app.tembo.io/sessions/{id}"
+# docs.tembo.io/api/v1/sessions/retrieve-a-session (operationId retrieveSession).
+SESSION_PATH = "/v1/sessions/{id}"
+# docs.tembo.io/api/v1/messages/create-a-message (operationId createMessage): body
+# {content (1..1000000 characters), sessionId (uuid), ...optional fields we do not send}.
+MESSAGES_PATH = "/v1/messages"
+# docs.tembo.io/api/v1/sessions/stop-a-session (operationId stopSession): query
+# cancelQueued (const "true"); answers {cancelledSessions, cancelledJobs,
+# stoppedRuntimeSessions, interruptedRuntimeTurns, cancelledRuntimeTurns}.
+STOP_PATH = "/v1/sessions/{id}/stop"
+# `state.current` of SessionRetrieveResponse (tembo/sdk sessions.ts, interface State).
+PHASES = {
+    "queued": "queued",
+    "inProgress": "working",
+    "completed": "finished",
+    "failed": "failed",
+    "cancelled": "stopped",
+}
 EXPLAIN = {
     401: "TEMBO_API_KEY was refused; create a new key in Tembo's settings",
     403: "the Tembo key may not create sessions for this organisation",
@@ -37,6 +76,9 @@ EXPLAIN = {
 class TemboPlatform:
     name = NAME
     can_find = True  # its session list is searched for the dispatch id
+    can_read = True  # GET /v1/sessions/{sessionId}
+    can_message = True  # POST /v1/messages
+    can_stop = True  # POST /v1/sessions/{sessionId}/stop
 
     def __init__(
         self,
@@ -106,6 +148,87 @@ class TemboPlatform:
             if not (isinstance(meta, dict) and meta.get("hasNext") is True):
                 break
         return None
+
+    async def get_session(self, session_id: str) -> SessionState:
+        data = await send(
+            self._http,
+            "Tembo",
+            "GET",
+            self.base_url + SESSION_PATH.format(id=session_id),
+            headers=self._headers(),
+            explain=_follow_explain(session_id),
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
+            raise PlatformError(
+                "Tembo answered a session read without the session's state", transient=True
+            )
+        return session_state(data)
+
+    async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
+        await send(
+            self._http,
+            "Tembo",
+            "POST",
+            f"{self.base_url}{MESSAGES_PATH}",
+            headers=self._headers(),
+            json={"content": text, "sessionId": session_id},
+            explain=_follow_explain(session_id),
+        )
+
+    async def stop_session(self, session_id: str) -> None:
+        await send(
+            self._http,
+            "Tembo",
+            "POST",
+            self.base_url + STOP_PATH.format(id=session_id),
+            headers=self._headers(),
+            params={"cancelQueued": "true"},
+            explain=_follow_explain(session_id),
+        )
+
+
+def session_state(data: dict[str, Any]) -> SessionState:
+    """A `GET /v1/sessions/{sessionId}` answer, reduced to what the issue shows."""
+    state = data.get("state")
+    state = state if isinstance(state, dict) else {}
+    current = state.get("current")
+    if not isinstance(current, str) or current not in PHASES:
+        # `current` is optional in the schema; the flags are required.
+        flags = (
+            ("isCancelled", "cancelled"),
+            ("isFailed", "failed"),
+            ("isCompleted", "completed"),
+            ("inProgress", "inProgress"),
+            ("isQueued", "queued"),
+        )
+        current = next((name for flag, name in flags if state.get(flag) is True), current)
+    raw = str(current or "")
+    return SessionState(
+        # An unknown state is not an end: keep following, and show what Tembo said.
+        phase=PHASES.get(raw, "working"),
+        pull_requests=_pull_requests(data.get("artifacts")),
+        raw_status=raw,
+    )
+
+
+def _pull_requests(artifacts: Any) -> tuple[str, ...]:
+    """`artifacts[].pullRequests[].url`, in Tembo's order, each once."""
+    urls: list[str] = []
+    for artifact in artifacts if isinstance(artifacts, list) else []:
+        pulls = artifact.get("pullRequests") if isinstance(artifact, dict) else None
+        for pull in pulls if isinstance(pulls, list) else []:
+            url = pull.get("url") if isinstance(pull, dict) else None
+            if isinstance(url, str) and url and url not in urls:
+                urls.append(url)
+    return tuple(urls)
+
+
+def _follow_explain(session_id: str) -> dict[int, str]:
+    return {
+        401: "TEMBO_API_KEY was refused; create a new key in Tembo's settings",
+        403: f"the Tembo key may not see session {session_id}",
+        404: f"Tembo does not know session {session_id} (or TEMBO_BASE_URL is wrong)",
+    }
 
 
 def _session(data: Any) -> Session:
