@@ -27,7 +27,7 @@ from bot.adapters.platforms import platform_factory
 from bot.adapters.store import open_store
 from bot.handler import Handler, lock_key
 from bot.logs import log
-from bot.metrics import Metrics, metrics_route
+from bot.metrics import Metrics, http_observer, metrics_route
 from bot.ports import PlatformFactory, Store
 from bot.repo_config import RepoConfig
 from bot.settings import Settings
@@ -87,7 +87,25 @@ def create_app(
         pace = content_per_minute
         if pace is None:
             pace = settings.github_content_per_minute
-        github = GitHubClient(settings, client, content_per_minute=pace, clock=clock)
+        client.event_hooks["response"].append(
+            http_observer(
+                metrics,
+                settings.github_api_url,
+                {
+                    "tembo": settings.tembo_base_url,
+                    "recoup": settings.recoup_base_url,
+                    "agen": settings.agen_base_url,
+                    "magnet": settings.magnet_base_url,
+                },
+            )
+        )
+        github = GitHubClient(
+            settings,
+            client,
+            content_per_minute=pace,
+            clock=clock,
+            on_wait=lambda seconds: metrics.rate_limit_wait(seconds, "pacer"),
+        )
         runtime = Runtime(
             settings=settings, store=the_store, http=client, github=github, metrics=metrics
         )
@@ -98,6 +116,7 @@ def create_app(
                 platforms or platform_factory(settings, client),
                 RepoConfig.defaults(settings),
                 clock=clock,
+                metrics=metrics,
             )
             runtime.worker = Worker(
                 the_store,
@@ -109,6 +128,7 @@ def create_app(
                 retry_cap=settings.retry_max_seconds,
                 clock=clock,
                 name=worker_name,
+                on_rate_limit=lambda seconds: metrics.rate_limit_wait(seconds, "remote"),
             )
             runtime.tasks.append(asyncio.create_task(runtime.worker.run()))
         state["runtime"] = runtime
@@ -160,7 +180,7 @@ def create_app(
             return Response(status_code=400)
         fields: dict[str, Any] = {
             "delivery_id": delivery.delivery_id,
-            "event": delivery.event,
+            "github_event": delivery.event,
             "action": delivery.action,
         }
         if not policy.worth_queueing(delivery.event, delivery.payload):
@@ -196,7 +216,7 @@ def create_app(
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        metrics_route(metrics, lambda: state["runtime"].store.job_counts()),
+        metrics_route(metrics, lambda: state["runtime"].store.job_counts("delivery")),
     ]
     routes += setup_routes(settings, lambda: state["runtime"])
     return Starlette(routes=routes, lifespan=lifespan)

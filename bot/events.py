@@ -13,7 +13,7 @@ from typing import Any
 # (event, action) pairs some rule may act on; everything else is answered "ignored"
 # at ingest without touching the store.
 ACTIONS: dict[str, frozenset[str]] = {
-    "issues": frozenset({"labeled", "opened"}),
+    "issues": frozenset({"labeled", "opened", "closed"}),
     "issue_comment": frozenset({"created"}),
     "installation": frozenset(
         {"created", "deleted", "suspend", "unsuspend", "new_permissions_accepted"}
@@ -59,6 +59,7 @@ class Issue:
     labels: tuple[str, ...] = ()
     is_pull_request: bool = False
     comments: int = 0
+    state_reason: str | None = None  # completed | not_planned | reopened, once closed
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def _issue(raw: Any) -> Issue | None:
         labels=labels,
         is_pull_request=isinstance(raw.get("pull_request"), dict),
         comments=raw["comments"] if isinstance(raw.get("comments"), int) else 0,
+        state_reason=raw.get("state_reason") if isinstance(raw.get("state_reason"), str) else None,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from bot import events, messages, policy, prompt
 from bot.events import CommentEvent, Event, InstallationEvent, IssueEvent, Repository
 from bot.logs import log
+from bot.metrics import Metrics
 from bot.ports import (
     GitHub,
     GitHubError,
@@ -35,14 +36,23 @@ from bot.ports import (
     Store,
 )
 from bot.repo_config import ORG_REPO, PATH, ConfigError, RepoConfig, merge, parse_layer
+from bot.sanitize import clean
 
 logger = logging.getLogger("bot.handler")
 
 
 @dataclass
 class Outcome:
-    state: str  # done | failed
+    state: str  # done | failed | again (a recurring job, due again at run_at)
     detail: str = ""
+    run_at: float | None = None
+
+
+# Following a session: polls 30 s after it starts, then at doubling intervals up to
+# 15 minutes, for at most 7 days.
+FOLLOW_FIRST = 30.0
+FOLLOW_CAP = 15 * 60.0
+FOLLOW_FOR = 7 * 24 * 3600.0
 
 
 class Progress:
@@ -64,11 +74,17 @@ def dispatch_id(job: Job) -> str:
     return f"gh-{job.delivery_id}"
 
 
+def job_lock(repo: str, issue: int) -> str:
+    return f"{repo}#{issue}"
+
+
 def lock_key(payload: dict[str, Any]) -> str | None:
     """Jobs about the same issue run one at a time (so one_session_per_issue holds)."""
     repo = (payload.get("repository") or {}).get("full_name")
     issue = (payload.get("issue") or {}).get("number")
-    return f"{repo}#{issue}" if isinstance(repo, str) and isinstance(issue, int) else None
+    if isinstance(repo, str) and isinstance(issue, int):
+        return job_lock(repo, issue)
+    return None
 
 
 class Handler:
@@ -79,12 +95,14 @@ class Handler:
         platforms: PlatformFactory,
         defaults: RepoConfig,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.github = github
         self.store = store
         self.platforms = platforms
         self.defaults = defaults
         self.clock = clock
+        self.metrics = metrics
 
     # -- configuration ------------------------------------------------------
 
@@ -104,6 +122,8 @@ class Handler:
     # -- entry point --------------------------------------------------------
 
     async def handle(self, job: Job) -> Outcome:
+        if job.kind == "follow":
+            return await self._follow(job)
         event = events.parse(job.event, job.payload)
         fields: dict[str, Any] = {"delivery_id": job.delivery_id, "job_id": job.id}
         if event is None:
@@ -129,9 +149,7 @@ class Handler:
         if pinned is not None:
             # An earlier attempt decided to dispatch; that stands. Deciding again would see
             # this job's own session (recorded before a later step failed) as a reason not to.
-            decision: policy.Ignore | policy.Reply | policy.Dispatch = policy.Dispatch(
-                found, pinned["platform"], pinned["agent"]
-            )
+            decision: policy.Decision = policy.Dispatch(found, pinned["platform"], pinned["agent"])
         else:
             permission = await self.github.permission(
                 found.installation_id, found.repository.full_name, found.sender.login
@@ -139,7 +157,14 @@ class Handler:
             sessions = await self.store.sessions_for_issue(
                 found.repository.full_name, found.issue.number
             )
-            facts = policy.Facts(permission=permission, sessions=tuple(sessions), now=self.clock())
+            facts = policy.Facts(
+                permission=permission,
+                sessions=tuple(sessions),
+                now=self.clock(),
+                messageable=frozenset(
+                    s.platform for s in sessions if self._can(s.platform, "can_message")
+                ),
+            )
             decision = policy.decide(found, config, facts)
         if isinstance(decision, policy.Ignore):
             return Outcome("done", decision.reason)
@@ -147,11 +172,164 @@ class Handler:
             await self._reply(job, event, decision)
             log(logger, "delivery.replied", sender=found.sender.login, **fields)
             return Outcome("done", "replied")
+        if isinstance(decision, policy.FollowUp):
+            return await self._follow_up(job, decision, fields)
+        if isinstance(decision, policy.Stop):
+            return await self._stop(job, decision, fields)
         if pinned is None:
             await Progress(job, self.store).set(
                 decision={"platform": decision.platform, "agent": decision.agent}
             )
         return await self._dispatch(job, decision, config, fields)
+
+    def _can(self, platform: str, capability: str) -> bool:
+        try:
+            return bool(getattr(self.platforms(platform), capability))
+        except MissingCredentials:
+            return False
+
+    # -- after the session starts -------------------------------------------------
+
+    async def _edit_view(
+        self, record: SessionRecord, view: dict[str, Any], status: str | None = None
+    ) -> None:
+        """Write `view` to the session's status comment and the store, if it changed."""
+        if view == record.view:
+            return
+        if record.comment_id is not None and record.installation_id is not None:
+            await self.github.update_comment(
+                record.installation_id,
+                record.repo,
+                record.comment_id,
+                messages.status_comment(view, record.dispatch_id),
+            )
+        await self.store.update_session(record.dispatch_id, status or record.status, view)
+
+    async def _record(self, repo: str, issue: int, ident: str) -> SessionRecord | None:
+        for record in await self.store.sessions_for_issue(repo, issue):
+            if record.dispatch_id == ident:
+                return record
+        return None
+
+    async def _follow(self, job: Job) -> Outcome:
+        """One poll of a running session: edit the status comment if its state changed,
+        then come back later with a longer interval, until it ends or 7 days pass."""
+        data = job.payload
+        record = await self._record(data["repo"], data["issue"], data["dispatch_id"])
+        if record is None or record.status in policy.TERMINAL:
+            return Outcome("done", "nothing to follow")
+        try:
+            platform = self.platforms(record.platform)
+        except MissingCredentials as exc:
+            return Outcome("done", str(exc))
+        try:
+            state = await platform.get_session(record.session_id)
+        except PlatformError as exc:
+            if exc.transient:
+                raise
+            return Outcome("failed", f"stopped following: {exc.message}")
+        view = {
+            **record.view,
+            "phase": state.phase,
+            "pull_requests": sorted(
+                set(record.view.get("pull_requests", [])) | set(state.pull_requests)
+            ),
+            "reason": state.reason if state.phase in ("failed", "stopped") else "",
+        }
+        opened_pr = view["pull_requests"] and not record.view.get("pull_requests")
+        await self._edit_view(record, view, state.phase)
+        if opened_pr and record.installation_id is not None:
+            with contextlib.suppress(GitHubError):
+                await self.github.create_reaction(
+                    record.installation_id, record.repo, content="rocket", issue=record.issue
+                )
+        now = self.clock()
+        if state.terminal:
+            return Outcome("done", f"session {state.phase}")
+        if now - float(data["started_at"]) > FOLLOW_FOR:
+            return Outcome("done", "followed for 7 days; stopped following")
+        polls = int(job.progress.get("polls", 0)) + 1
+        await Progress(job, self.store).set(polls=polls)
+        interval = min(FOLLOW_FIRST * 2**polls, FOLLOW_CAP)
+        return Outcome("again", f"session {state.phase}", run_at=now + interval)
+
+    async def _follow_up(
+        self, job: Job, decision: policy.FollowUp, fields: dict[str, Any]
+    ) -> Outcome:
+        found, record = decision.trigger, decision.session
+        assert found.command is not None
+        progress = Progress(job, self.store)
+        if not progress.get("reacted"):
+            await self._react_to(found, "eyes")
+            await progress.set(reacted=True)
+        if not progress.get("message_sent"):
+            platform = self.platforms(record.platform)
+            text = clean(found.command.text)
+            try:
+                await platform.send_message(record.session_id, text, dispatch_id(job))
+            except PlatformError as exc:
+                if exc.transient:
+                    raise
+                await self.github.create_comment(
+                    found.installation_id,
+                    found.repository.full_name,
+                    found.issue.number,
+                    messages.follow_up_failed(record, exc.message),
+                )
+                return Outcome("failed", exc.message)
+            await progress.set(message_sent=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.clock()))
+        note = f"📨 follow-up from @{found.sender.login} sent to the session ({stamp})"
+        notes = list(record.view.get("notes", []))
+        if note not in notes:
+            await self._edit_view(record, {**record.view, "notes": [*notes, note]})
+        log(logger, "session.follow_up", session_id=record.session_id, **fields)
+        return Outcome("done", "follow-up sent")
+
+    async def _stop(self, job: Job, decision: policy.Stop, fields: dict[str, Any]) -> Outcome:
+        found = decision.trigger
+        progress = Progress(job, self.store)
+        if found.comment_id is not None and not progress.get("reacted"):
+            await self._react_to(found, "eyes")
+            await progress.set(reacted=True)
+        why = (
+            f"stopped by @{found.sender.login}"
+            if found.kind == "command"
+            else f"the issue was closed as not planned by @{found.sender.login}"
+        )
+        unstoppable: list[SessionRecord] = []
+        for record in decision.sessions:
+            if not self._can(record.platform, "can_stop"):
+                unstoppable.append(record)
+                continue
+            try:
+                await self.platforms(record.platform).stop_session(record.session_id)
+            except PlatformError as exc:
+                if exc.transient:
+                    raise
+                unstoppable.append(record)
+                continue
+            view = {**record.view, "phase": "stopped", "reason": why}
+            await self._edit_view(record, view, "stopped")
+            log(logger, "session.stopped", session_id=record.session_id, **fields)
+        if unstoppable and not progress.get("told_unstoppable"):
+            await self.github.create_comment(
+                found.installation_id,
+                found.repository.full_name,
+                found.issue.number,
+                messages.cannot_stop(unstoppable),
+            )
+            await progress.set(told_unstoppable=True)
+        return Outcome("done", why)
+
+    async def _react_to(self, found: policy.Trigger, content: str) -> None:
+        await self.github.create_reaction(
+            found.installation_id,
+            found.repository.full_name,
+            content=content,
+            issue=None if found.comment_id else found.issue.number,
+            comment_id=found.comment_id,
+        )
 
     # -- steps ----------------------------------------------------------------
 
@@ -292,6 +470,13 @@ class Handler:
                 )
                 return Outcome("failed", exc.message)
             await progress.set(session=dataclasses.asdict(session))
+            view = messages.session_view(
+                session,
+                platform=decision.platform,
+                agent=request.agent,
+                branch=request.branch_name,
+                target=request.target_branch,
+            )
             await self.store.record_session(
                 SessionRecord(
                     dispatch_id=ident,
@@ -302,6 +487,9 @@ class Handler:
                     url=session.url,
                     created_at=self.clock(),
                     status=session.status,
+                    comment_id=status_id,
+                    installation_id=installation,
+                    view=view,
                 )
             )
         if not progress.get("reported"):
@@ -323,6 +511,21 @@ class Handler:
                 )
             await report(body)
             await progress.set(reported=True)
+            if self.metrics is not None and job.created_at:
+                self.metrics.observe_dispatch(self.clock() - job.created_at)
+        if platform.can_read and not progress.get("following"):
+            follow = {
+                "dispatch_id": ident,
+                "repo": repo,
+                "issue": number,
+                "platform": decision.platform,
+                "started_at": self.clock(),
+            }
+            now = self.clock()
+            await self.store.schedule(
+                "follow", follow, job_lock(repo, number), now + FOLLOW_FIRST, now
+            )
+            await progress.set(following=True)
         log(
             logger,
             "dispatch.created",

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 _SECRETS: list[str] = []
+_RESERVED = frozenset({"ts", "level", "logger", "event", "exception"})
 
 
 def log(
@@ -44,7 +45,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        data.update(getattr(record, "fields", {}))
+        for key, value in getattr(record, "fields", {}).items():
+            # A field never hides the line's own keys (a webhook's `event` is not the log's).
+            data[f"field_{key}" if key in _RESERVED else key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return _scrub(json.dumps(data, default=str, ensure_ascii=False))

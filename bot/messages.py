@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from bot.commands import USAGE
 from bot.ports import Session, SessionRecord
@@ -39,17 +40,86 @@ def starting(platform: str, who: str, ident: str) -> str:
     return _with_marker(f"⏳ Starting a {name} session for @{who}…", ident)
 
 
+def session_view(
+    session: Session, *, platform: str, agent: str | None, branch: str, target: str
+) -> dict[str, Any]:
+    """What a session's status comment shows, kept with the session so that whoever edits
+    the comment next (the poller, a follow-up, a stop) starts from it."""
+    return {
+        "platform": platform,
+        "url": session.url,
+        "session_id": session.id,
+        "agent": agent,
+        "branch": branch,
+        "target": target,
+        "phase": "started",
+        "pull_requests": [],
+        "reason": "",
+        "notes": [],
+    }
+
+
+_PHASES = {
+    "started": ("🚀", "started"),
+    "queued": ("⏳", "queued"),
+    "working": ("🛠️", "working"),
+    "finished": ("✅", "finished"),
+    "failed": ("😕", "failed"),
+    "stopped": ("⏹️", "stopped"),
+}
+
+
+def status_comment(view: dict[str, Any], ident: str) -> str:
+    name = PLATFORM_NAMES.get(view["platform"], view["platform"])
+    icon, word = _PHASES.get(view["phase"], ("🛠️", view["phase"]))
+    url = view["url"]
+    head = f"{icon} {name} session {word}: [{url}]({url})"
+    if view.get("reason"):
+        head += f"\n\n> {view['reason'][:500]}"
+    lines = [head]
+    prs = view.get("pull_requests") or []
+    if prs:
+        lines += ["", "Pull request" + ("s:" if len(prs) > 1 else ":")]
+        lines += [f"- {pr}" for pr in prs]
+    elif view["phase"] == "finished":
+        lines += ["", "The platform reported no pull request."]
+    lines += [
+        "",
+        f"- agent: `{view.get('agent') or 'platform default'}`",
+        f"- branch: `{view['branch']}` → `{view['target']}`",
+    ]
+    lines += [f"- {note}" for note in view.get("notes") or []]
+    return _with_marker("\n".join(lines), ident)
+
+
 def created(
     session: Session, *, platform: str, agent: str | None, branch: str, target: str, ident: str
 ) -> str:
-    name = PLATFORM_NAMES.get(platform, platform)
+    view = session_view(session, platform=platform, agent=agent, branch=branch, target=target)
+    return status_comment(view, ident)
+
+
+def follow_up_failed(record: SessionRecord, reason: str) -> str:
+    name = PLATFORM_NAMES.get(record.platform, record.platform)
+    return _with_marker(
+        f"😕 Could not send the follow-up to the {name} session [{record.url}]({record.url}): "
+        f"{reason}"
+    )
+
+
+def cannot_stop(records: Sequence[SessionRecord]) -> str:
     lines = [
-        f"🚀 {name} session started: [{session.url}]({session.url})",
-        "",
-        f"- agent: `{agent or 'platform default'}`",
-        f"- branch: `{branch}` → `{target}`",
+        f"- [{r.url or r.session_id}]({r.url}) on {PLATFORM_NAMES.get(r.platform, r.platform)}"
+        for r in records
     ]
-    return _with_marker("\n".join(lines), ident)
+    return _with_marker(
+        "These sessions cannot be stopped from here; stop them on their platform:\n\n"
+        + "\n".join(lines)
+    )
+
+
+def nothing_to_stop() -> str:
+    return _with_marker("There is no running session on this issue to stop.")
 
 
 def dry_run(request_text: str, *, branch: str, target: str, ident: str) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
+import httpx
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -61,7 +63,7 @@ class Metrics:
         )
         self._jobs = Gauge(
             f"{PREFIX}_jobs",
-            "Jobs in the store by state (read from the store at each scrape).",
+            "Delivery jobs in the store by state (read from the store at each scrape).",
             ["state"],
             registry=self.registry,
         )
@@ -160,3 +162,21 @@ def metrics_route(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return Route(path, endpoint, methods=["GET"])
+
+
+def http_observer(
+    metrics: Metrics, github_api_url: str, platform_urls: dict[str, str]
+) -> Callable[[httpx.Response], Awaitable[None]]:
+    """An httpx response hook counting every GitHub and platform call by status, so the
+    adapters need no metrics code of their own."""
+    github_host = urlsplit(github_api_url).netloc
+    platforms = {urlsplit(url).netloc: name for name, url in platform_urls.items()}
+
+    async def observe(response: httpx.Response) -> None:
+        host = response.request.url.netloc.decode()
+        if host == github_host:
+            metrics.github_call(response.status_code)
+        elif host in platforms:
+            metrics.platform_call(platforms[host], response.status_code)
+
+    return observe

@@ -24,7 +24,7 @@ LIVE_SESSION_SECONDS = 24 * 3600
 
 @dataclass(frozen=True)
 class Trigger:
-    kind: str  # label | command
+    kind: str  # label | command | close
     installation_id: int
     repository: Repository
     issue: Issue
@@ -55,10 +55,41 @@ class Dispatch:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """Send the command's text to the issue's running session instead of starting one."""
+
+    trigger: Trigger
+    session: SessionRecord
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop the issue's running sessions."""
+
+    trigger: Trigger
+    sessions: tuple[SessionRecord, ...]
+
+
+@dataclass(frozen=True)
 class Facts:
     permission: str  # the sender's role: none | read | triage | write | maintain | admin
     sessions: tuple[SessionRecord, ...] = ()
     now: float = 0.0
+    # Platforms (by name) whose running sessions take follow-up messages.
+    messageable: frozenset[str] = frozenset()
+
+    def live(self) -> list[SessionRecord]:
+        """Sessions that may still be working: started in the last day, not seen to end."""
+        now = self.now or time.time()
+        return [
+            s
+            for s in self.sessions
+            if now - s.created_at < LIVE_SESSION_SECONDS and s.status not in TERMINAL
+        ]
+
+
+Decision = Ignore | Reply | Dispatch | FollowUp | Stop
+TERMINAL = frozenset({"finished", "failed", "stopped"})
 
 
 def rank(permission: str) -> int:
@@ -70,6 +101,16 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
     if isinstance(event, IssueEvent):
         if event.issue.is_pull_request:
             return Ignore("issue event on a pull request")
+        if event.action == "closed":
+            if event.issue.state_reason != "not_planned":
+                return Ignore("closed, but not as not planned")
+            return Trigger(
+                kind="close",
+                installation_id=event.installation_id,
+                repository=event.repository,
+                issue=event.issue,
+                sender=event.sender,
+            )
         if event.action == "labeled" and event.label != config.label:
             return Ignore(f"label {event.label!r} is not {config.label!r}")
         if event.action == "opened" and config.label not in event.issue.labels:
@@ -108,31 +149,35 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
     return Ignore(f"{type(event).__name__} never dispatches")
 
 
-def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Ignore | Reply | Dispatch:
+def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
     if rank(facts.permission) < rank(config.min_permission):
+        if found.kind == "close":
+            return Ignore(f"{found.sender.login} closed the issue without the permission")
         return Reply(
             messages.denied(found.sender.login, config.min_permission),
             once=f"denied:{found.sender.login}",
         )
+    live = facts.live()
     command = found.command
+    if found.kind == "close":
+        return Stop(found, tuple(live)) if live else Ignore("closed; no running session")
     if command is not None and command.name == "help":
         return Reply(messages.help_text(config), reaction="eyes")
     if command is not None and command.name == "status":
         return Reply(messages.status(facts.sessions, facts.now or None), reaction="eyes")
     if command is not None and command.name == "stop":
-        return Reply(
-            messages.usage(config, "stopping sessions from the issue is not available yet"),
-            reaction="confused",
-        )
+        if not live:
+            return Reply(messages.nothing_to_stop(), reaction="confused")
+        return Stop(found, tuple(live))
     platform = (command.platform if command else None) or config.platform
     if platform not in messages.PLATFORM_NAMES:
         return Reply(messages.usage(config, f"unknown platform `{platform}`"), reaction="confused")
     forced = command is not None and command.new
-    if config.one_session_per_issue and not forced:
-        now = facts.now or time.time()
-        live = [s for s in facts.sessions if now - s.created_at < LIVE_SESSION_SECONDS]
-        if live:
-            return Reply(messages.existing(live[-1], config.command), reaction="eyes")
+    if config.one_session_per_issue and not forced and live:
+        running = live[-1]
+        if command is not None and command.text and running.platform in facts.messageable:
+            return FollowUp(found, running)
+        return Reply(messages.existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
     return Dispatch(trigger=found, platform=platform, agent=agent)
 
@@ -151,4 +196,7 @@ def worth_queueing(event: str, payload: dict[str, Any]) -> bool:
     if event == "issues" and action == "opened":
         issue = payload.get("issue")
         return isinstance(issue, dict) and bool(issue.get("labels"))
+    if event == "issues" and action == "closed":
+        issue = payload.get("issue")
+        return isinstance(issue, dict) and issue.get("state_reason") == "not_planned"
     return True

@@ -107,6 +107,23 @@ class Session:
     preview: str | None = None
 
 
+@dataclass(frozen=True)
+class SessionState:
+    """What a platform says about a running session, reduced to what the issue shows.
+
+    `phase` is one of: queued, working, finished, failed, stopped.
+    """
+
+    phase: str
+    pull_requests: tuple[str, ...] = ()
+    reason: str = ""  # why it failed or stopped, in the platform's words
+    raw_status: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in ("finished", "failed", "stopped")
+
+
 class SessionPlatform(Protocol):
     name: str
     # Whether find_session can see sessions made by earlier processes. Without it, a
@@ -124,6 +141,19 @@ class SessionPlatform(Protocol):
         """
         ...
 
+    # Following a session after it starts. Each capability is a flag, so the worker knows
+    # what to offer without calling and failing; a method whose flag is False raises
+    # PlatformError.
+    can_read: bool  # get_session
+    can_message: bool  # send_message
+    can_stop: bool  # stop_session
+
+    async def get_session(self, session_id: str) -> SessionState: ...
+
+    async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None: ...
+
+    async def stop_session(self, session_id: str) -> None: ...
+
 
 class MissingCredentials(Exception):
     """The chosen platform has no credentials; the message names the variable."""
@@ -139,15 +169,19 @@ PlatformFactory = Callable[[str], SessionPlatform]
 @dataclass
 class Job:
     id: int
-    delivery_id: str
+    delivery_id: str | None  # None for jobs that are not deliveries (kind != "delivery")
     event: str
     payload: dict[str, Any]
     attempts: int
     progress: dict[str, Any] = field(default_factory=dict)
+    kind: str = "delivery"  # delivery | follow
+    created_at: float = 0.0  # when ingest stored it (the delivery's arrival)
 
 
 @dataclass(frozen=True)
 class SessionRecord:
+    """A session the app started, and what its status comment shows (`view`)."""
+
     dispatch_id: str
     repo: str
     issue: int
@@ -156,6 +190,9 @@ class SessionRecord:
     url: str
     created_at: float
     status: str = ""
+    comment_id: int | None = None  # the issue's status comment for this session
+    installation_id: int | None = None
+    view: dict[str, Any] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -180,6 +217,24 @@ class Store(Protocol):
         ...
 
     async def has_delivery(self, delivery_id: str) -> bool: ...
+
+    async def schedule(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lock_key: str | None,
+        run_at: float,
+        now: float,
+        *,
+        priority: int = 0,
+    ) -> None:
+        """Queue a job that is not a delivery (e.g. following a session), due at run_at.
+        Lower priority than deliveries by default, so it never delays a dispatch."""
+        ...
+
+    async def reschedule(self, job_id: int, run_at: float, now: float) -> None:
+        """A recurring job is done for now: queue it again for run_at, attempts reset."""
+        ...
 
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         """Lease the oldest due job whose lock key no live job holds."""
@@ -207,6 +262,10 @@ class Store(Protocol):
 
     async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]: ...
 
+    async def update_session(self, dispatch_id: str, status: str, view: dict[str, Any]) -> None:
+        """Record a session's latest status and what its status comment now shows."""
+        ...
+
     async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
         """True the first time this notice is recorded for the issue, False after."""
         ...
@@ -219,7 +278,9 @@ class Store(Protocol):
         self, installation_id: int, added: tuple[str, ...], removed: tuple[str, ...]
     ) -> None: ...
 
-    async def job_counts(self) -> dict[str, int]: ...
+    async def job_counts(self, kind: str | None = None) -> dict[str, int]:
+        """Jobs by state; only those of `kind` (delivery, follow) when given."""
+        ...
 
     async def stats(self) -> dict[str, Any]:
         """Installations, repositories and the last deliveries, for the status page."""

@@ -17,6 +17,30 @@ PLATFORMS = ("tembo", "recoup", "agen", "magnet", "dry-run")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """`KEY=value` lines of an env file (`export`, quotes and comments allowed); {} if absent.
+
+    Values are taken literally (no escapes, no `$` expansion), like systemd and compose
+    read the lines this module writes."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[key] = value
+    return values
+
+
 class SettingsError(ValueError):
     """One or more variables are wrong; the message says which and how to fix them."""
 
@@ -91,16 +115,21 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `env` (default: the process environment).
+        """Build settings from `env` (default: the process environment over `.env`).
 
         Raises `SettingsError` naming every bad variable at once, so an operator
         fixes them in one go rather than one restart each.
         """
-        env = os.environ if env is None else env
+        if env is None:
+            # The process environment wins over the env file the setup page writes.
+            env = {**read_env_file(os.environ.get("ENV_FILE", ".env")), **os.environ}
         problems: list[str] = []
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
+            # `docker run --env-file` and kubectl keep the quotes a .env file carries.
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1].strip()
             return value or None
 
         def secret(name: str) -> Secret | None:

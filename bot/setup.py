@@ -40,7 +40,7 @@ from bot import __version__
 from bot.adapters.github import API_VERSION, GitHubClient
 from bot.logs import log
 from bot.ports import Store
-from bot.settings import Settings
+from bot.settings import Settings, read_env_file
 
 logger = logging.getLogger("bot.setup")
 
@@ -205,30 +205,6 @@ def install_url(settings: Settings, app: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------
 # The env file
-
-
-def read_env_file(path: str | Path) -> dict[str, str]:
-    """`KEY=value` lines of an env file (`export`, quotes and comments allowed); {} if absent.
-
-    Values are taken literally (no escapes, no `$` expansion), like systemd and compose
-    read the lines this module writes."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return {}
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        else:
-            value = value.split(" #", 1)[0].strip()
-        values[key] = value
-    return values
 
 
 def write_env_file(path: str | Path, values: Mapping[str, str], note: str) -> None:
@@ -534,7 +510,7 @@ on the organisation or repositories it should serve.</li>
         app = await describe_app(runtime)
         try:
             stats = await runtime.store.stats()
-            counts = await runtime.store.job_counts()
+            counts = await runtime.store.job_counts("delivery")
         except Exception as exc:
             log(logger, "status.store_failed", logging.WARNING, error=type(exc).__name__)
             return _page(

@@ -23,6 +23,9 @@ from bot.ports import Job, RemoteError, Store
 
 logger = logging.getLogger("bot.worker")
 POLL_SECONDS = 1.0  # other replicas enqueue without waking us; look this often
+# `idle` means nothing is running and nothing is due this soon: retries in progress keep
+# the worker busy, sessions followed every 30 s or more do not.
+IDLE_HORIZON = 10.0
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -45,6 +48,7 @@ class Worker:
         clock: Callable[[], float] = time.time,
         name: str | None = None,
         seed: int | None = None,
+        on_rate_limit: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.handler = handler
@@ -55,6 +59,7 @@ class Worker:
         self.retry_cap = retry_cap
         self.clock = clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._on_rate_limit = on_rate_limit
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
         self._wake = asyncio.Event()
         self._stopping = False
@@ -91,7 +96,7 @@ class Worker:
 
     async def _wait_for_work(self) -> None:
         due = await self.store.next_run_at()
-        if due is None and not self._running:
+        if not self._running and (due is None or due - self.clock() > IDLE_HORIZON):
             self.idle.set()
         delay = POLL_SECONDS if due is None else min(max(due - self.clock(), 0.0), POLL_SECONDS)
         if due is not None and delay <= 0:
@@ -131,6 +136,8 @@ class Worker:
             heartbeat.cancel()
             if outcome.state == "done":
                 await self.store.finish(job.id, self.clock())
+            elif outcome.state == "again" and outcome.run_at is not None:
+                await self.store.reschedule(job.id, outcome.run_at, self.clock())
             else:
                 await self.store.fail(job.id, outcome.detail, self.clock(), dead=False)
             log(logger, f"job.{outcome.state}", detail=outcome.detail, **fields)
@@ -147,6 +154,8 @@ class Worker:
             delay = backoff(job.attempts, self.retry_base, self.retry_cap, self._rng)
             if remote and remote.retry_after is not None:
                 delay = max(delay, remote.retry_after)
+                if self._on_rate_limit is not None:
+                    self._on_rate_limit(remote.retry_after)
             await self.store.retry(job.id, error, self.clock() + delay)
             log(
                 logger,

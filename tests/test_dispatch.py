@@ -45,7 +45,7 @@ async def test_labeled_issue_becomes_one_session_and_one_link_comment(harness: H
     assert comments[0].body.rstrip().count(session["htmlUrl"]) == 2  # markdown link
     assert MARKER in comments[0].body
     assert (REPO, "issue", 1, "eyes") in harness.github.reactions
-    assert await harness.runtime.store.job_counts() == {"done": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"done": 1}
 
 
 async def test_the_same_delivery_twice_makes_one_session(harness: Harness) -> None:
@@ -152,7 +152,7 @@ async def test_tembo_400_is_reported_on_the_issue(harness: Harness) -> None:
     assert "missing organization ID" in comment.body
     assert "400" in comment.body
     assert (REPO, "issue", 1, "confused") in harness.github.reactions
-    assert await harness.runtime.store.job_counts() == {"failed": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}
 
 
 async def test_tembo_5xx_and_429_are_retried_then_succeed_once(harness: Harness) -> None:
@@ -167,7 +167,7 @@ async def test_tembo_5xx_and_429_are_retried_then_succeed_once(harness: Harness)
     assert len(harness.tembo.sessions) == 1
     [comment] = harness.github.app_comments()
     assert harness.tembo.sessions[0]["htmlUrl"] in comment.body
-    assert await harness.runtime.store.job_counts() == {"done": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"done": 1}
 
 
 async def test_a_lost_answer_is_reconciled_not_repeated(harness: Harness) -> None:
@@ -194,7 +194,7 @@ async def test_tembo_unreachable_until_attempts_run_out_says_so_once(harness: Ha
     harness.tembo.fault = lambda request: httpx.Response(503, json={"error": "unavailable"})
     await harness.deliver("issues", payloads.labeled())
     await harness.settle()
-    assert await harness.runtime.store.job_counts() == {"dead": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"dead": 1}
     [comment] = harness.github.app_comments()
     assert "gave up after" in comment.body
     assert "unavailable" in comment.body

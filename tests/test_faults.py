@@ -92,7 +92,7 @@ async def test_dense_faults_still_give_one_session_and_one_link_per_issue(
     comments = faulty.github.app_comments()
     links = {s["htmlUrl"] for s in faulty.tembo.sessions}
     linked = [c for c in comments if any(url in c.body for url in links)]
-    counts = await runtime_of(faulty.app).store.job_counts()
+    counts = await runtime_of(faulty.app).store.job_counts("delivery")
     print(
         f"\nfaults: {ISSUES} issues, {len(faulty.tembo.sessions)} sessions, "
         f"{len(comments)} status comments, {len(linked)} with their link, "
@@ -152,7 +152,7 @@ async def test_shutdown_mid_job_hands_the_job_back_and_a_restart_finishes_it(
         worker = runtime_of(app).worker
         assert worker is not None
         await worker.stop(grace=0.05)  # the Tembo call is still hanging
-        counts = await runtime_of(app).store.job_counts()
+        counts = await runtime_of(app).store.job_counts("delivery")
         assert counts == {"queued": 1}
     assert tembo.sessions == []
 
@@ -162,7 +162,7 @@ async def test_shutdown_mid_job_hands_the_job_back_and_a_restart_finishes_it(
         worker = runtime_of(again).worker
         assert worker is not None
         await asyncio.wait_for(worker.idle.wait(), 10)
-        assert await runtime_of(again).store.job_counts() == {"done": 1}
+        assert await runtime_of(again).store.job_counts("delivery") == {"done": 1}
     assert len(tembo.sessions) == 1
     assert len(github.app_comments()) == 1
     await http.aclose()

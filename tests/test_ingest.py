@@ -18,7 +18,7 @@ async def test_wrong_signature_is_401_and_writes_nothing(harness: Harness) -> No
     headers = signed_headers(body, "issues", secret="not the secret")
     response = await harness.client.post("/webhook", content=body, headers=headers)
     assert response.status_code == 401
-    assert await harness.runtime.store.job_counts() == {}
+    assert await harness.runtime.store.job_counts("delivery") == {}
     assert (await harness.runtime.store.stats())["recent_deliveries"] == []
 
 
@@ -89,7 +89,7 @@ async def test_a_delivery_id_seen_before_is_200_and_queues_nothing(harness: Harn
     assert (first.status_code, second.status_code) == (202, 200)
     assert second.json() == {"status": "duplicate"}
     await harness.settle()
-    assert sum((await harness.runtime.store.job_counts()).values()) == 1
+    assert sum((await harness.runtime.store.job_counts("delivery")).values()) == 1
 
 
 async def test_the_probot_path_is_served_too(harness: Harness) -> None:
@@ -121,5 +121,5 @@ async def test_every_fixture_is_answered_without_a_5xx(
     response = await harness.deliver(event, payload)
     assert response.status_code in (200, 202), response.text
     await harness.settle()
-    counts = await harness.runtime.store.job_counts()
+    counts = await harness.runtime.store.job_counts("delivery")
     assert counts.get("dead", 0) == 0, counts

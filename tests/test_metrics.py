@@ -56,6 +56,26 @@ async def test_a_dispatched_delivery_shows_in_deliveries_and_job_states(harness:
     assert "tembo_dispatch_dispatch_seconds_bucket" in text
 
 
+async def test_calls_and_dispatch_latency_are_measured_on_the_real_path(harness: Harness) -> None:
+    harness.github.permissions[("Codertocat/Hello-World", "Codertocat")] = "write"
+    refusals = [httpx.Response(429, json={"error": "slow down"}, headers={"retry-after": "0"})]
+    harness.tembo.fault = lambda request: refusals.pop() if refusals else None
+    await harness.deliver("issues", payloads.labeled())
+    await harness.settle()
+    text = await scrape(harness.client)
+    assert value(text, "tembo_dispatch_dispatch_seconds_count") == 1
+    assert (
+        value(text, "tembo_dispatch_platform_requests_total", platform="tembo", status="429") == 1
+    )
+    assert (
+        value(text, "tembo_dispatch_platform_requests_total", platform="tembo", status="200") == 1
+    )
+    assert (
+        value(text, "tembo_dispatch_github_requests_total", status="201") >= 3
+    )  # token, 👀, comment
+    assert value(text, "tembo_dispatch_rate_limit_waits_total", source="remote") == 1
+
+
 async def test_each_ingest_outcome_is_counted(harness: Harness) -> None:
     labeled = payloads.labeled()
     await harness.deliver("issues", labeled, "same-delivery")

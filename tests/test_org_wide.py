@@ -74,9 +74,7 @@ async def test_triage_may_dispatch_where_configured(harness: Harness) -> None:
 async def test_a_second_trigger_links_the_live_session_and_new_forces_one(harness: Harness) -> None:
     setup(harness)
     await harness.deliver("issues", payloads.labeled(repo=REPO))
-    await harness.deliver(
-        "issue_comment", payloads.comment("/tembo again", repo=REPO, comment_id=5)
-    )
+    await harness.deliver("issues", payloads.labeled(repo=REPO))  # labelled again
     await harness.settle()
     assert len(harness.tembo.sessions) == 1
     link = harness.tembo.sessions[0]["htmlUrl"]

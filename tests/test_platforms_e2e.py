@@ -86,7 +86,7 @@ async def test_labeled_issue_becomes_one_session_and_its_link_on_every_platform(
     await harness.settle()
 
     [comment] = harness.github.app_comments()
-    assert await harness.runtime.store.job_counts() == {"done": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"done": 1}
     if platform == "dry-run":
         assert not platforms.sent_anything()
         assert "Dry run" in comment.body and '"branchName": "tembo/1-' in comment.body
@@ -110,7 +110,7 @@ async def test_missing_credentials_for_the_chosen_platform_are_named_on_the_issu
     await harness.settle()
     [comment] = harness.github.app_comments()
     assert "AGEN_API_KEY is not set" in comment.body
-    assert await harness.runtime.store.job_counts() == {"failed": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}
 
 
 async def test_a_platform_without_lookup_is_sent_a_lost_create_at_most_twice(
@@ -132,4 +132,4 @@ async def test_a_platform_without_lookup_is_sent_a_lost_create_at_most_twice(
     assert len(platforms.recoup.sessions) == 2
     [comment] = harness.github.app_comments()
     assert "cannot be asked whether a session was started" in comment.body
-    assert await harness.runtime.store.job_counts() == {"failed": 1}
+    assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}

@@ -30,8 +30,8 @@ import yaml
 from starlette.applications import Starlette
 
 from bot.app import create_app
-from bot.settings import Settings
-from bot.setup import read_env_file, write_env_file
+from bot.settings import Settings, read_env_file
+from bot.setup import write_env_file
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET, Harness, KeyPair
 

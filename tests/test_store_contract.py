@@ -317,6 +317,9 @@ def session(dispatch_id: str, created_at: float, issue: int = 7) -> SessionRecor
         url=f"https://app.tembo.io/sessions/{dispatch_id}",
         created_at=created_at,
         status="queued",
+        comment_id=9000 + issue,
+        installation_id=42,
+        view={"agent": "a", "notes": []},
     )
 
 
@@ -331,6 +334,49 @@ async def test_sessions_for_issue_are_listed_oldest_first(store: AnyStore) -> No
 
     assert found == [session("b", NOW + 1), session("a", NOW + 2), session("c", NOW + 2)]
     assert await store.sessions_for_issue("octo/other", 7) == []
+
+
+async def test_a_sessions_status_and_view_can_be_updated(store: AnyStore) -> None:
+    await store.record_session(session("a", NOW))
+    await store.update_session("a", "finished", {"phase": "finished", "prs": ["u"]})
+    [found] = await store.sessions_for_issue("octo/hello", 7)
+    assert (found.status, found.comment_id, found.installation_id) == ("finished", 9007, 42)
+    assert found.view == {"phase": "finished", "prs": ["u"]}
+
+
+# -- jobs that are not deliveries ----------------------------------------------------
+
+
+async def test_a_scheduled_task_waits_for_its_time_and_comes_back_with_its_kind(
+    store: AnyStore,
+) -> None:
+    await store.schedule("follow", {"dispatch_id": "d"}, "octo/hello#7", NOW + 30, NOW)
+    assert await store.claim("w", NOW, LEASE) is None
+    assert await store.next_run_at() == NOW + 30
+    job = await store.claim("w", NOW + 30, LEASE)
+    assert job is not None
+    assert (job.kind, job.delivery_id, job.payload) == ("follow", None, {"dispatch_id": "d"})
+
+
+async def test_deliveries_go_before_due_tasks(store: AnyStore) -> None:
+    await store.schedule("follow", {"n": 1}, None, NOW - 100, NOW - 100)
+    await enqueue(store, "d1", now=NOW)
+    first = await store.claim("w", NOW, LEASE)
+    second = await store.claim("w", NOW, LEASE)
+    assert first is not None and second is not None
+    assert (first.kind, second.kind) == ("delivery", "follow")
+
+
+async def test_a_rescheduled_task_is_queued_again_with_attempts_reset(store: AnyStore) -> None:
+    await store.schedule("follow", {"n": 1}, None, NOW, NOW)
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None and job.attempts == 1
+    await store.save_progress(job.id, {"polls": 1})
+    await store.reschedule(job.id, NOW + 60, NOW)
+    assert await store.claim("w", NOW + 59, LEASE) is None
+    again = await store.claim("w", NOW + 60, LEASE)
+    assert again is not None
+    assert (again.id, again.attempts, again.progress) == (job.id, 1, {"polls": 1})
 
 
 async def test_a_notice_is_remembered_once_per_issue_and_kind(store: AnyStore) -> None:

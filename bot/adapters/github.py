@@ -82,10 +82,16 @@ class Pacer:
     """Spaces content-creating calls per installation to stay under the secondary limit
     (80 a minute). A call waits for its turn instead of being refused."""
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
         self._next: dict[int, float] = {}
         self._clock = clock
+        self._on_wait = on_wait
 
     async def wait(self, key: int) -> None:
         if not self.interval:
@@ -94,6 +100,8 @@ class Pacer:
         slot = max(now, self._next.get(key, now))
         self._next[key] = slot + self.interval
         if slot > now:
+            if self._on_wait is not None:
+                self._on_wait(slot - now)
             await asyncio.sleep(slot - now)
 
     def push_back(self, key: int, seconds: float) -> None:
@@ -111,6 +119,7 @@ class GitHubClient:
         *,
         content_per_minute: float = 75.0,
         clock: Callable[[], float] = time.time,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.base = settings.github_api_url
         self._app_id = settings.app_id
@@ -121,7 +130,7 @@ class GitHubClient:
         self._token_locks: dict[int, asyncio.Lock] = {}
         self._files: dict[tuple[int, str, str], _Cached] = {}
         self._permissions: dict[tuple[str, str], _Cached] = {}
-        self.pacer = Pacer(content_per_minute)
+        self.pacer = Pacer(content_per_minute, on_wait=on_wait)
         self.calls = 0
 
     # -- authentication -------------------------------------------------------

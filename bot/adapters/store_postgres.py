@@ -171,6 +171,24 @@ class PostgresStore:
         pool = await self._connect()
         return bool(await pool.fetchval(Q["has_delivery"], delivery_id))
 
+    async def schedule(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lock_key: str | None,
+        run_at: float,
+        now: float,
+        *,
+        priority: int = 0,
+    ) -> None:
+        pool = await self._connect()
+        body = json.dumps(payload).encode()
+        await pool.execute(Q["insert_task"], kind, priority, body, lock_key, run_at, now)
+
+    async def reschedule(self, job_id: int, run_at: float, now: float) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["reschedule_job"], job_id, run_at, now)
+
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         """Lease the oldest due job whose lock key no live job holds.
 
@@ -213,6 +231,8 @@ class PostgresStore:
                     payload=json.loads(row["payload"]),
                     attempts=row["attempts"],
                     progress=json.loads(row["progress"]),
+                    kind=row["kind"],
+                    created_at=row["created_at"],
                 )
 
     async def extend(self, job_id: int, worker: str, until: float) -> bool:
@@ -259,6 +279,9 @@ class PostgresStore:
             record.url,
             record.status,
             record.created_at,
+            record.comment_id,
+            record.installation_id,
+            json.dumps(record.view),
         )
 
     async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]:
@@ -273,9 +296,16 @@ class PostgresStore:
                 url=row["url"],
                 created_at=row["created_at"],
                 status=row["status"],
+                comment_id=row["comment_id"],
+                installation_id=row["installation_id"],
+                view=json.loads(row["view"]),
             )
             for row in await pool.fetch(Q["sessions_for_issue"], repo, issue)
         ]
+
+    async def update_session(self, dispatch_id: str, status: str, view: dict[str, Any]) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["update_session"], dispatch_id, status, json.dumps(view))
 
     async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
         pool = await self._connect()
@@ -297,9 +327,9 @@ class PostgresStore:
             for name in removed:
                 await conn.execute(Q["remove_repository"], installation_id, name)
 
-    async def job_counts(self) -> dict[str, int]:
+    async def job_counts(self, kind: str | None = None) -> dict[str, int]:
         pool = await self._connect()
-        return {row[0]: row[1] for row in await pool.fetch(Q["job_counts"])}
+        return {row[0]: row[1] for row in await pool.fetch(Q["job_counts"], kind)}
 
     async def stats(self) -> dict[str, Any]:
         # One snapshot for the three reads, so the numbers agree with each other.

@@ -145,13 +145,37 @@ class SQLiteStore:
             lambda db: db.execute(Q["has_delivery"], params).fetchone() is not None
         )
 
+    async def schedule(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        lock_key: str | None,
+        run_at: float,
+        now: float,
+        *,
+        priority: int = 0,
+    ) -> None:
+        params = {
+            "kind": kind,
+            "priority": priority,
+            "payload": json.dumps(payload).encode(),
+            "lock_key": lock_key,
+            "run_at": run_at,
+            "now": now,
+        }
+        await self._run(lambda db: db.execute(Q["insert_task"], params))
+
+    async def reschedule(self, job_id: int, run_at: float, now: float) -> None:
+        params = {"id": job_id, "run_at": run_at, "now": now}
+        await self._run(lambda db: db.execute(Q["reschedule_job"], params))
+
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         def lease(db: sqlite3.Connection) -> Job | None:
             row = db.execute(Q["find_claimable"], {"now": now}).fetchone()
             if row is None:
                 return None
             params = {"id": row[0], "worker": worker, "until": now + lease_seconds, "now": now}
-            job_id, delivery_id, event, payload, attempts, progress = db.execute(
+            job_id, delivery_id, event, payload, attempts, progress, kind, created = db.execute(
                 Q["lease_job"], params
             ).fetchone()
             return Job(
@@ -161,6 +185,8 @@ class SQLiteStore:
                 payload=json.loads(payload),
                 attempts=attempts,
                 progress=json.loads(progress),
+                kind=kind,
+                created_at=created,
             )
 
         return await self._run(lease)
@@ -211,6 +237,9 @@ class SQLiteStore:
             "url": record.url,
             "status": record.status,
             "created_at": record.created_at,
+            "comment_id": record.comment_id,
+            "installation_id": record.installation_id,
+            "view": json.dumps(record.view),
         }
         await self._run(lambda db: db.execute(Q["insert_session"], params))
 
@@ -218,9 +247,13 @@ class SQLiteStore:
         params = {"repo": repo, "issue": issue}
 
         def read(db: sqlite3.Connection) -> list[SessionRecord]:
-            return [SessionRecord(*row) for row in db.execute(Q["sessions_for_issue"], params)]
+            return [_session(row) for row in db.execute(Q["sessions_for_issue"], params)]
 
         return await self._run(read)
+
+    async def update_session(self, dispatch_id: str, status: str, view: dict[str, Any]) -> None:
+        params = {"dispatch_id": dispatch_id, "status": status, "view": json.dumps(view)}
+        await self._run(lambda db: db.execute(Q["update_session"], params))
 
     async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
         params = {"repo": repo, "issue": issue, "kind": kind, "now": now}
@@ -244,9 +277,9 @@ class SQLiteStore:
 
         await self._run(write)
 
-    async def job_counts(self) -> dict[str, int]:
+    async def job_counts(self, kind: str | None = None) -> dict[str, int]:
         def read(db: sqlite3.Connection) -> dict[str, int]:
-            return {state: count for state, count in db.execute(Q["job_counts"])}
+            return dict(db.execute(Q["job_counts"], {"kind": kind}).fetchall())
 
         return await self._run(read)
 
@@ -268,3 +301,21 @@ class SQLiteStore:
             }
 
         return await self._run(read)
+
+
+def _session(row: tuple[Any, ...]) -> SessionRecord:
+    dispatch_id, repo, issue, platform, session_id, url, created_at, status = row[:8]
+    comment_id, installation_id, view = row[8:]
+    return SessionRecord(
+        dispatch_id=dispatch_id,
+        repo=repo,
+        issue=issue,
+        platform=platform,
+        session_id=session_id,
+        url=url,
+        created_at=created_at,
+        status=status,
+        comment_id=comment_id,
+        installation_id=installation_id,
+        view=json.loads(view),
+    )

@@ -38,6 +38,12 @@ SELECT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1);
 INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $5, $5);
 
+-- name: insert_task
+-- $1 kind, $2 priority, $3 payload, $4 lock_key, $5 run_at, $6 now
+-- A job that is not a delivery, e.g. following a session.
+INSERT INTO jobs (kind, priority, event, payload, lock_key, run_at, created_at, updated_at)
+VALUES ($1, $2, $1, $3, $4, $5, $6, $6);
+
 -- name: find_claimable
 -- $1 now, $2 lock keys this claim already gave up on.
 -- A queued job that is due, or a running one whose lease ran out (its worker died),
@@ -51,7 +57,7 @@ WHERE ((j.state = 'queued' AND j.run_at <= $1)
         SELECT 1 FROM jobs AS r
         WHERE r.lock_key = j.lock_key AND r.id <> j.id
           AND r.state = 'running' AND r.locked_until > $1))
-ORDER BY j.run_at, j.id
+ORDER BY j.priority DESC, j.run_at, j.id
 LIMIT 1
 FOR UPDATE OF j SKIP LOCKED;
 
@@ -72,7 +78,7 @@ UPDATE jobs
 SET state = 'running', attempts = attempts + 1, locked_by = $2,
     locked_until = $3, updated_at = $4
 WHERE id = $1
-RETURNING id, delivery_id, event, payload, attempts, progress;
+RETURNING id, delivery_id, event, payload, attempts, progress, kind, created_at;
 
 -- name: extend_lease
 -- $1 id, $2 worker, $3 until
@@ -103,6 +109,13 @@ SET state = $4, last_error = $2, locked_by = NULL, locked_until = NULL,
     updated_at = $3
 WHERE id = $1;
 
+-- name: reschedule_job
+-- $1 id, $2 run_at, $3 now. A recurring job done for now: due again at run_at.
+UPDATE jobs
+SET state = 'queued', run_at = $2, attempts = 0, last_error = NULL,
+    locked_by = NULL, locked_until = NULL, updated_at = $3
+WHERE id = $1;
+
 -- name: release_job
 -- $1 id
 UPDATE jobs
@@ -116,15 +129,21 @@ FROM jobs WHERE state IN ('queued', 'running');
 
 -- name: insert_session
 -- $1 dispatch_id, $2 repo, $3 issue, $4 platform, $5 session_id, $6 url, $7 status,
--- $8 created_at
-INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+-- $8 created_at, $9 comment_id, $10 installation_id, $11 view
+INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at,
+                      comment_id, installation_id, view)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (dispatch_id) DO NOTHING;
 
 -- name: sessions_for_issue
 -- $1 repo, $2 issue
-SELECT dispatch_id, repo, issue, platform, session_id, url, created_at, status
+SELECT dispatch_id, repo, issue, platform, session_id, url, created_at, status, comment_id,
+       installation_id, view
 FROM sessions WHERE repo = $1 AND issue = $2 ORDER BY created_at, dispatch_id;
+
+-- name: update_session
+-- $1 dispatch_id, $2 status, $3 view (JSON text)
+UPDATE sessions SET status = $2, view = $3 WHERE dispatch_id = $1;
 
 -- name: insert_notice
 -- $1 repo, $2 issue, $3 kind, $4 now
@@ -148,7 +167,8 @@ ON CONFLICT DO NOTHING;
 DELETE FROM installation_repositories WHERE installation_id = $1 AND full_name = $2;
 
 -- name: job_counts
-SELECT state, COUNT(*) FROM jobs GROUP BY state;
+-- $1 kind, or NULL for every kind
+SELECT state, COUNT(*) FROM jobs WHERE $1::text IS NULL OR kind = $1 GROUP BY state;
 
 -- name: count_installations
 SELECT COUNT(*) FROM installations WHERE state = 'active';

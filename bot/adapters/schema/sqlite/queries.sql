@@ -10,6 +10,11 @@ SELECT 1 FROM deliveries WHERE delivery_id = :delivery_id;
 INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
 VALUES (:delivery_id, :event, :payload, :lock_key, :now, :now, :now);
 
+-- name: insert_task
+-- A job that is not a delivery, e.g. following a session; due at :run_at.
+INSERT INTO jobs (kind, priority, event, payload, lock_key, run_at, created_at, updated_at)
+VALUES (:kind, :priority, :kind, :payload, :lock_key, :run_at, :now, :now);
+
 -- name: find_claimable
 -- A queued job that is due, or a running one whose lease ran out (its worker died),
 -- unless another live job holds the same lock key (one job per issue at a time).
@@ -20,7 +25,7 @@ WHERE ((j.state = 'queued' AND j.run_at <= :now)
         SELECT 1 FROM jobs AS r
         WHERE r.lock_key = j.lock_key AND r.id != j.id
           AND r.state = 'running' AND r.locked_until > :now))
-ORDER BY j.run_at, j.id
+ORDER BY j.priority DESC, j.run_at, j.id
 LIMIT 1;
 
 -- name: lease_job
@@ -28,7 +33,7 @@ UPDATE jobs
 SET state = 'running', attempts = attempts + 1, locked_by = :worker,
     locked_until = :until, updated_at = :now
 WHERE id = :id
-RETURNING id, delivery_id, event, payload, attempts, progress;
+RETURNING id, delivery_id, event, payload, attempts, progress, kind, created_at;
 
 -- name: extend_lease
 UPDATE jobs SET locked_until = :until
@@ -54,6 +59,13 @@ SET state = :state, last_error = :error, locked_by = NULL, locked_until = NULL,
     updated_at = :now
 WHERE id = :id;
 
+-- name: reschedule_job
+-- A recurring job (following a session) done for now: due again at :run_at.
+UPDATE jobs
+SET state = 'queued', run_at = :run_at, attempts = 0, last_error = NULL,
+    locked_by = NULL, locked_until = NULL, updated_at = :now
+WHERE id = :id;
+
 -- name: release_job
 UPDATE jobs
 SET state = 'queued', attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_until = NULL
@@ -64,13 +76,19 @@ SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)
 FROM jobs WHERE state IN ('queued', 'running');
 
 -- name: insert_session
-INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at)
-VALUES (:dispatch_id, :repo, :issue, :platform, :session_id, :url, :status, :created_at)
+INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at,
+                      comment_id, installation_id, view)
+VALUES (:dispatch_id, :repo, :issue, :platform, :session_id, :url, :status, :created_at,
+        :comment_id, :installation_id, :view)
 ON CONFLICT (dispatch_id) DO NOTHING;
 
 -- name: sessions_for_issue
-SELECT dispatch_id, repo, issue, platform, session_id, url, created_at, status
+SELECT dispatch_id, repo, issue, platform, session_id, url, created_at, status, comment_id,
+       installation_id, view
 FROM sessions WHERE repo = :repo AND issue = :issue ORDER BY created_at, dispatch_id;
+
+-- name: update_session
+UPDATE sessions SET status = :status, view = :view WHERE dispatch_id = :dispatch_id;
 
 -- name: insert_notice
 INSERT INTO notices (repo, issue, kind, created_at) VALUES (:repo, :issue, :kind, :now)
@@ -90,7 +108,7 @@ ON CONFLICT DO NOTHING;
 DELETE FROM installation_repositories WHERE installation_id = :id AND full_name = :name;
 
 -- name: job_counts
-SELECT state, COUNT(*) FROM jobs GROUP BY state;
+SELECT state, COUNT(*) FROM jobs WHERE :kind IS NULL OR kind = :kind GROUP BY state;
 
 -- name: count_installations
 SELECT COUNT(*) FROM installations WHERE state = 'active';
