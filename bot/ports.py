@@ -36,6 +36,16 @@ class RemoteError(Exception):
         # The request may have been carried out although its answer was lost.
         self.ambiguous = ambiguous
 
+    def reworded(self, message: str) -> RemoteError:
+        """The same failure (same class and flags) told in other words."""
+        return type(self)(
+            message,
+            status=self.status,
+            transient=self.transient,
+            retry_after=self.retry_after,
+            ambiguous=self.ambiguous,
+        )
+
 
 class GitHubError(RemoteError):
     pass

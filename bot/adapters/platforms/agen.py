@@ -37,11 +37,11 @@ Following a session (issue 10):
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import send
+from bot.adapters.platforms.transport import remember, send, session_from
 from bot.ports import PlatformError, Session, SessionRequest, SessionState
 
 NAME = "agen"
@@ -79,9 +79,6 @@ CREATE_EXPLAIN = {
     404: "AGEN_BASE_URL does not point at Agen's API (https://api.agenhq.com)",
 }
 PROMPT_EXPLAIN = {**CREATE_EXPLAIN, 404: "Agen does not know the session it just created"}
-MEMORY = 1000
-
-T = TypeVar("T")
 
 
 class AgenPlatform:
@@ -129,7 +126,7 @@ class AgenPlatform:
                 explain=CREATE_EXPLAIN,
             )
             session = self._session(data)
-            _remember(self._undelivered, request.dispatch_id, session)
+            remember(self._undelivered, request.dispatch_id, session)
         elif await self._prompted(session.id, request.dispatch_id):
             # An earlier attempt's prompt arrived although its answer was lost.
             self._undelivered.pop(request.dispatch_id, None)
@@ -147,13 +144,9 @@ class AgenPlatform:
         except PlatformError as exc:
             if not exc.transient:
                 self._undelivered.pop(request.dispatch_id, None)
-            raise PlatformError(
+            raise exc.reworded(
                 f"the Agen session {session.url} was created but the prompt could not be "
-                f"sent: {exc.message}",
-                status=exc.status,
-                transient=exc.transient,
-                retry_after=exc.retry_after,
-                ambiguous=exc.ambiguous,
+                f"sent: {exc.message}"
             ) from exc
         self._undelivered.pop(request.dispatch_id, None)
         return session
@@ -180,7 +173,7 @@ class AgenPlatform:
                 unprompted = self._session(item)
         if unprompted is not None:
             # Created before a crash, never prompted: prompt it rather than make another.
-            _remember(self._undelivered, request.dispatch_id, unprompted)
+            remember(self._undelivered, request.dispatch_id, unprompted)
         return None
 
     async def get_session(self, session_id: str) -> SessionState:
@@ -244,16 +237,7 @@ class AgenPlatform:
             return None
 
     def _session(self, data: Any) -> Session:
-        if not isinstance(data, dict) or not data.get("id"):
-            raise PlatformError(
-                "Agen answered without a session id", transient=True, ambiguous=True
-            )
-        session_id = str(data["id"])
-        return Session(
-            id=session_id,
-            url=self.session_url.format(id=session_id),
-            status=str(data.get("status") or ""),
-        )
+        return session_from(data, "Agen", self.session_url)
 
 
 def timeline_state(events: list[dict[str, Any]]) -> SessionState:
@@ -281,10 +265,3 @@ def _follow_explain(session_id: str, *scopes: str) -> dict[int, str]:
         403: f"the Agen key lacks a scope this needs: {wanted}",
         404: f"Agen does not know session {session_id} (or AGEN_BASE_URL is wrong)",
     }
-
-
-def _remember(memory: OrderedDict[str, T], key: str, value: T) -> None:
-    memory[key] = value
-    memory.move_to_end(key)
-    while len(memory) > MEMORY:
-        memory.popitem(last=False)

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import send
+from bot.adapters.platforms.transport import send, session_from
 from bot.ports import PlatformError, Session, SessionRequest, SessionState
 
 NAME = "magnet"
@@ -189,16 +189,7 @@ class MagnetPlatform:
             return None
 
     def _session(self, data: Any) -> Session:
-        if not isinstance(data, dict) or not data.get("id"):
-            raise PlatformError(
-                "Magnet answered without a session id", transient=True, ambiguous=True
-            )
-        session_id = str(data["id"])
-        return Session(
-            id=session_id,
-            url=self.session_url.format(id=session_id),
-            status=str(data.get("status") or ""),
-        )
+        return session_from(data, "Magnet", self.session_url)
 
 
 def session_state(session: dict[str, Any]) -> SessionState:

@@ -46,12 +46,18 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from bot import __version__
-from bot.adapters.platforms.transport import TIMEOUT, error_message, retry_after, send
+from bot.adapters.platforms.transport import (
+    TIMEOUT,
+    error_message,
+    remember,
+    retry_after,
+    send,
+)
 from bot.ports import (
     PlatformError,
     Session,
@@ -106,9 +112,6 @@ PROMPT_EXPLAIN = {
     404: "Recoup does not know the session or chat it just created",
 }
 # Enough for every dispatch a process retries; old entries are dropped first.
-MEMORY = 1000
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class RecoupPlatform:
                 explain=CREATE_EXPLAIN,
             )
             created = _created(data)
-            _remember(self._undelivered, request.dispatch_id, created)
+            remember(self._undelivered, request.dispatch_id, created)
         session = Session(
             id=created.session_id,
             url=self.chat_url.format(session_id=created.session_id, chat_id=created.chat_id),
@@ -192,16 +195,12 @@ class RecoupPlatform:
         except PlatformError as exc:
             if not exc.transient:
                 self._undelivered.pop(request.dispatch_id, None)
-            raise PlatformError(
+            raise exc.reworded(
                 f"the Recoup session {session.url} was created but the prompt could not be "
-                f"sent: {exc.message}",
-                status=exc.status,
-                transient=exc.transient,
-                retry_after=exc.retry_after,
-                ambiguous=exc.ambiguous,
+                f"sent: {exc.message}"
             ) from exc
         self._undelivered.pop(request.dispatch_id, None)
-        _remember(self._started, request.dispatch_id, session)
+        remember(self._started, request.dispatch_id, session)
         return session
 
     async def find_session(self, request: SessionRequest) -> Session | None:
@@ -344,10 +343,3 @@ def _created(data: Any) -> _Created:
         )
     status = session.get("status") or session.get("lifecycleState") or ""
     return _Created(str(session["id"]), str(chat["id"]), str(status))
-
-
-def _remember(memory: OrderedDict[str, T], key: str, value: T) -> None:
-    memory[key] = value
-    memory.move_to_end(key)
-    while len(memory) > MEMORY:
-        memory.popitem(last=False)

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections import OrderedDict
+from typing import Any, TypeVar
 
 import httpx
 
 from bot import __version__
-from bot.ports import PlatformError, is_transient_status
+from bot.ports import PlatformError, Session, is_transient_status
+
+T = TypeVar("T")
+MEMORY = 1000  # dispatches an adapter remembers between attempts; the oldest go first
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -102,4 +106,27 @@ async def send(
         status=status,
         transient=is_transient_status(status),
         retry_after=retry_after(response),
+    )
+
+
+def remember(memory: OrderedDict[str, T], key: str, value: T) -> None:
+    """Keep `value` under `key` in a bounded, oldest-first-out memory."""
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > MEMORY:
+        memory.popitem(last=False)
+
+
+def session_from(data: Any, platform: str, url_template: str) -> Session:
+    """A `Session` from an answer carrying `id` (and maybe `status`); the link is
+    `url_template` with `{id}`. An answer without an id may hide a created session."""
+    if not isinstance(data, dict) or not data.get("id"):
+        raise PlatformError(
+            f"{platform} answered without a session id", transient=True, ambiguous=True
+        )
+    session_id = str(data["id"])
+    return Session(
+        id=session_id,
+        url=url_template.format(id=session_id),
+        status=str(data.get("status") or ""),
     )
