@@ -4,6 +4,7 @@ wired to them through `httpx.MockTransport`."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,16 @@ WEBHOOK_SECRET = "It's a Secret to Everybody"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class Clock:
+    """A clock tests move by hand; shared by the app and the fakes that check times."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ wakes the worker, so a 7-day follow runs in milliseconds."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,21 +17,13 @@ from starlette.applications import Starlette
 from bot.app import create_app, runtime_of
 from bot.settings import Settings
 from tests import payloads
-from tests.conftest import Harness
+from tests.conftest import Clock, Harness
 from tests.fakes import route
 from tests.fakes.github import FakeGitHub
 from tests.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import jwt
 import pytest
@@ -11,19 +9,11 @@ import pytest
 from bot.adapters.github import GitHubClient, Pacer, app_jwt, error_for
 from bot.ports import GitHubError
 from bot.settings import Settings
-from tests.conftest import KeyPair
+from tests.conftest import Clock, KeyPair
 from tests.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_app_jwt_is_rs256_with_backdated_iat_and_short_expiry(app_key: KeyPair) -> None:
