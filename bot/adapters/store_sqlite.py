@@ -2,11 +2,17 @@
 
 All access goes through one thread (SQLite connections are not for sharing), so the
 event loop never blocks on disk and transactions never interleave.
+
+Deliveries are group-committed: `enqueue` calls that arrive while a commit is running
+wait for it, then go to disk together in the next transaction (one fsync, one trip to
+the thread). Each call still returns only after its own rows are committed, so a 202
+still means "on disk"; a lone delivery is written at once, with no timer to wait for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import time
@@ -20,6 +26,7 @@ from bot.ports import Job, SessionRecord
 
 T = TypeVar("T")
 Q = queries("sqlite")
+MAX_GROUP = 256  # deliveries per transaction at most (payloads are up to 25 MB each)
 
 
 def path_from_url(url: str) -> str:
@@ -37,6 +44,8 @@ class SQLiteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -97,6 +106,9 @@ class SQLiteStore:
         return await self._run(read)
 
     async def close(self) -> None:
+        if self._committer is not None:
+            await self._committer
+
         def close() -> None:
             if self._db is not None:
                 self._db.close()
@@ -130,14 +142,37 @@ class SQLiteStore:
             "lock_key": lock_key,
             "now": now,
         }
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((params, done))
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_waiting())
+        # shield: a client that hangs up must not cancel the commit others wait on.
+        return await asyncio.shield(done)
 
-        def write(db: sqlite3.Connection) -> bool:
-            if db.execute(Q["insert_delivery"], params).rowcount == 0:
-                return False
-            db.execute(Q["insert_job"], params)
-            return True
-
-        return await self._run(write)
+    async def _commit_waiting(self) -> None:
+        """Commit waiting deliveries in groups until none is left."""
+        while self._waiting:
+            group = self._waiting[:MAX_GROUP]
+            del self._waiting[:MAX_GROUP]
+            try:
+                rows = [params for params, _ in group]
+                queued = await self._run(functools.partial(_insert_all, rows=rows))
+            except Exception:
+                # One bad delivery must not fail the others: each alone, in its own transaction.
+                for params, done in group:
+                    try:
+                        alone = await self._run(functools.partial(_insert, params=params))
+                    except Exception as exc:
+                        if not done.done():
+                            done.set_exception(exc)
+                    else:
+                        if not done.done():
+                            done.set_result(alone)
+                continue
+            for (_, done), result in zip(group, queued, strict=True):
+                if not done.done():
+                    done.set_result(result)
 
     async def has_delivery(self, delivery_id: str) -> bool:
         params = {"delivery_id": delivery_id}
@@ -319,3 +354,15 @@ def _session(row: tuple[Any, ...]) -> SessionRecord:
         installation_id=installation_id,
         view=json.loads(view),
     )
+
+
+def _insert(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
+    """The delivery and its job; False when the delivery id was seen before."""
+    if db.execute(Q["insert_delivery"], params).rowcount == 0:
+        return False
+    db.execute(Q["insert_job"], params)
+    return True
+
+
+def _insert_all(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:
+    return [_insert(db, params) for params in rows]
