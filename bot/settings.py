@@ -96,7 +96,8 @@ class Settings:
     log_format: str = "json"
 
     # Worker tuning; defaults suit one process, tests shrink the delays.
-    worker_concurrency: int = 4
+    # Jobs mostly wait on GitHub (and on our own pacing), so many run at once.
+    worker_concurrency: int = 16
     max_attempts: int = 8
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
@@ -229,7 +230,7 @@ class Settings:
             default_platform=default_platform,
             log_level=log_level,
             log_format=log_format,
-            worker_concurrency=int(number("WORKER_CONCURRENCY", 4, int)),
+            worker_concurrency=int(number("WORKER_CONCURRENCY", 16, int)),
             max_attempts=int(number("MAX_ATTEMPTS", 8, int)),
             retry_base_seconds=number("RETRY_BASE_SECONDS", 2.0, float),
             lease_seconds=number("LEASE_SECONDS", 120.0, float),
