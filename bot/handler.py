@@ -228,9 +228,12 @@ class Handler:
             if exc.transient:
                 raise
             return Outcome("failed", f"stopped following: {exc.message}")
+        phase = state.phase
+        if phase == "queued" and record.view.get("phase") == "started":
+            phase = "started"  # nothing a reader would call news: save the edit
         view = {
             **record.view,
-            "phase": state.phase,
+            "phase": phase,
             "pull_requests": sorted(
                 set(record.view.get("pull_requests", [])) | set(state.pull_requests)
             ),

@@ -86,16 +86,17 @@ async def test_the_status_comment_follows_the_session_to_its_pull_request(world:
     assert world.status_comment().edits == 1  # the link
 
     await world.tick(31)
-    assert "session queued" in world.status_comment().body
+    assert "session started" in world.status_comment().body  # queued is no news
+    assert world.status_comment().edits == 1
     await world.tick(61)
     assert "session working" in world.status_comment().body
     await world.tick(121)
-    assert world.status_comment().edits == 3  # no edit when nothing changed
+    assert world.status_comment().edits == 2  # no edit when nothing changed
     await world.tick(241)
     body = world.status_comment().body
     assert "session finished" in body and "https://github.com/acme/web/pull/9" in body
     assert (REPO, "issue", 1, "rocket") in github.reactions
-    assert world.status_comment().edits == 4
+    assert world.status_comment().edits == 3
 
     reads = len(tembo.reads)
     await world.tick(24 * 3600)
