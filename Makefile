@@ -38,3 +38,17 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Benchmarks (bench/README.md): figures, not tests. `make test` runs each once at a tiny
+# size (tests/test_bench.py). Extra options: make bench-ingest BENCH_ARGS="--profile".
+bench-ingest: $(STAMP)
+	@if command -v npm >/dev/null; then \
+		cd bench/probot && npm ci --no-audit --no-fund --loglevel=error \
+			|| echo "!!! npm ci failed: bench-ingest will skip Probot !!!" >&2; \
+	else \
+		echo "!!! npm is not installed: bench-ingest will skip Probot !!!" >&2; \
+	fi
+	$(BIN)/python -m bench.ingest --no-install $(BENCH_ARGS)
+
+bench-burst: $(STAMP)
+	$(BIN)/python -m bench.burst $(BENCH_ARGS)

@@ -67,6 +67,6 @@ def test_bench_burst_dispatches_each_issue_once_within_the_limit(tmp_path: Path)
     assert data["duplicates"] == 0
     assert data["linked_issues"] == 20
     assert data["violations"] == 0
-    assert data["jobs"] == {"done": 20}
+    assert data["jobs"]["delivery"] == {"done": 20}
     assert data["contract_errors"] == []
     assert data["wall_s"] is not None
