@@ -26,7 +26,9 @@ USAGE = """\
 | `platform=…` | `tembo`, `recoup`, `agen`, `magnet` or `dry-run` |
 | `new` | start a new session even if one is running for this issue |
 
-`{command} help` shows this, `{command} status` lists this issue's sessions."""
+`{command} help` shows this, `{command} status` lists this issue's sessions, `{command} stop`
+stops the running one. While a session runs, `{command} <text>` sends it the text where its
+platform takes messages."""
 
 _TOKEN = re.compile(
     r"""\s*(?P<key>[A-Za-z_][\w-]*)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S*))"""

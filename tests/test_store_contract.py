@@ -139,6 +139,17 @@ async def test_has_delivery_knows_only_stored_deliveries(store: AnyStore) -> Non
     assert await store.has_delivery("d2") is False
 
 
+async def test_an_unreadable_job_is_set_aside_and_does_not_block_the_queue(
+    store: AnyStore,
+) -> None:
+    await store.enqueue("bad", "issues", "labeled", b"{not json", None, NOW)
+    await enqueue(store, "good", now=NOW + 1)
+    assert await store.claim("w", NOW + 2, LEASE) is None  # the bad one, set aside
+    job = await store.claim("w", NOW + 2, LEASE)
+    assert job is not None and job.delivery_id == "good"
+    assert await store.job_counts() == {"dead": 1, "running": 1}
+
+
 async def test_payload_comes_back_as_the_parsed_body(store: AnyStore) -> None:
     raw = '{"issue": {"title": "caf\\u00e9 \\ud83d\\udc40", "number": 7}, "x": [1, 2.5, null]}'
     await store.enqueue("d1", "issues", None, raw.encode(), None, NOW)

@@ -224,13 +224,20 @@ class PostgresStore:
                         continue
                 row = await conn.fetchrow(Q["lease_job"], job_id, worker, now + lease_seconds, now)
                 assert row is not None  # the row is locked by this transaction
+                try:
+                    data, notes = json.loads(row["payload"]), json.loads(row["progress"])
+                except ValueError as exc:
+                    # A row no worker can read must not block the queue: set it aside.
+                    error = f"unreadable job: {exc}"
+                    await conn.execute(Q["fail_job"], job_id, error, now, "dead")
+                    return None
                 return Job(
                     id=row["id"],
                     delivery_id=row["delivery_id"],
                     event=row["event"],
-                    payload=json.loads(row["payload"]),
+                    payload=data,
                     attempts=row["attempts"],
-                    progress=json.loads(row["progress"]),
+                    progress=notes,
                     kind=row["kind"],
                     created_at=row["created_at"],
                 )

@@ -57,8 +57,20 @@ class SQLiteStore:
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            # Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
+            # does not wait for: when another process opens the file at the same moment,
+            # try again briefly instead of failing.
+            for attempt in range(50):
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
             db.execute("PRAGMA synchronous=FULL")  # a 202 means the delivery is on disk
             db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA foreign_keys=ON")
@@ -213,13 +225,20 @@ class SQLiteStore:
             job_id, delivery_id, event, payload, attempts, progress, kind, created = db.execute(
                 Q["lease_job"], params
             ).fetchone()
+            try:
+                data, notes = json.loads(payload), json.loads(progress)
+            except ValueError as exc:
+                # A row no worker can read must not block the queue: set it aside.
+                failure = {"id": job_id, "error": f"unreadable job: {exc}", "now": now}
+                db.execute(Q["fail_job"], {**failure, "state": "dead"})
+                return None
             return Job(
                 id=job_id,
                 delivery_id=delivery_id,
                 event=event,
-                payload=json.loads(payload),
+                payload=data,
                 attempts=attempts,
-                progress=json.loads(progress),
+                progress=notes,
                 kind=kind,
                 created_at=created,
             )
