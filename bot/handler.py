@@ -563,6 +563,9 @@ class Handler:
         # counted up before sending (a crash mid-call leaves it counted), back down when
         # the platform gives a definite answer.
         unknown = int(progress.get("creates_unknown") or 0)
+        request = dataclasses.replace(
+            request, first_sent_at=float(progress.get("first_sent_at") or 0.0)
+        )
         if unknown:
             existing = await platform.find_session(request)
             if existing is not None:
@@ -573,7 +576,12 @@ class Handler:
                     "session was started, so it is not asked again (a session may exist: "
                     "check the platform before using `/tembo new`)"
                 )
-        await progress.set(creates_unknown=unknown + 1)
+        first = progress.get("first_sent_at")
+        if first is None:
+            first = self.clock()
+            await progress.set(creates_unknown=unknown + 1, first_sent_at=first)
+        else:
+            await progress.set(creates_unknown=unknown + 1)
         try:
             return await platform.create_session(request)
         except PlatformError as exc:

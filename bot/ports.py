@@ -106,6 +106,9 @@ class SessionRequest:
     target_branch: str
     branch_name: str
     agent: str | None = None
+    # When the first create for this dispatch was sent (epoch seconds), so a lookup after
+    # a lost answer knows how far back to search; 0 when unknown.
+    first_sent_at: float = 0.0
 
 
 @dataclass(frozen=True)

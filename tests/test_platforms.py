@@ -4,6 +4,7 @@ retry of the second step; dry-run's preview; the factory's refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -670,3 +671,21 @@ def test_magnet_fake_refuses_an_api_key_for_creating() -> None:
     )
     assert fake(request).status_code == 400
     assert magnet_fake.failure(400, "x").json() == {"error": "x"}
+
+
+async def test_tembo_lookup_reads_back_to_the_first_send_however_deep() -> None:
+    clock = [1_800_000_000.0]
+    fake = FakeTembo(clock=lambda: clock[0])
+    request = dataclasses.replace(session_request("gh-lost"), first_sent_at=clock[0])
+    fake.create({"prompt": request.prompt})  # the session whose answer was lost...
+    for n in range(700):  # ...buried under a burst of others
+        clock[0] += 0.1
+        fake.create({"prompt": f"other {n}"})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = TemboPlatform(http, fake.api_key, fake.base_url)
+        found = await tembo.find_session(request)
+        blind = await tembo.find_session(session_request("gh-lost"))  # send time unknown
+        missing = dataclasses.replace(request, dispatch_id="gh-never-sent")
+        assert await tembo.find_session(missing) is None
+    assert found is not None and found.id == fake.sessions[0]["id"]
+    assert blind is None  # five pages only

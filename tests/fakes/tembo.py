@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class FakeTembo:
     messages: list[dict[str, Any]] = field(default_factory=list)
     stops: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)
+    clock: Callable[[], float] = time.time  # what createdAt says
 
     @property
     def base_url(self) -> str:
@@ -310,14 +312,15 @@ class FakeTembo:
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         session_id = str(uuid.uuid4())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
         session = {
             "id": session_id,
             "title": body.get("prompt", "")[:60],
             "description": body.get("prompt", ""),
             "prompt": body.get("prompt", ""),
             "status": "queued",
-            "createdAt": NOW,
-            "updatedAt": NOW,
+            "createdAt": stamp,
+            "updatedAt": stamp,
             "organizationId": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
             "htmlUrl": f"https://app.tembo.io/sessions/{session_id}",
             # What the Public API's retrieve adds.

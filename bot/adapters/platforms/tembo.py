@@ -25,6 +25,7 @@ session, so the three follow calls stay together in the Public API.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -44,9 +45,12 @@ CREATE_PATH = "/session/create"
 # shapes guessed before (`sessions`, `data`, a bare list) are still read.
 LIST_PATH = "/session/list"
 LIST_LIMIT = 100
-# Newest first, so a lost answer's session is near the top; a burst of dispatches can
-# push it past the first page.
-LIST_PAGES = 5
+# Newest first, so a lost answer's session is near the top, but a burst of dispatches
+# (and a retry waiting behind a backlog) can push it far down: read back to a little
+# before the first send, at most this many pages; 5 when the send time is unknown.
+LIST_PAGES = 50
+LIST_PAGES_BLIND = 5
+CLOCK_SKEW = 300.0  # seconds Tembo's clock may differ from ours
 # The link's form in seed 001's example, for list items that carry no htmlUrl.
 APP_SESSION_URL = "https://app.tembo.io/sessions/{id}"
 # docs.tembo.io/api/v1/sessions/retrieve-a-session (operationId retrieveSession).
@@ -122,7 +126,8 @@ class TemboPlatform:
 
     async def find_session(self, request: SessionRequest) -> Session | None:
         marker = f"dispatch-id: {request.dispatch_id}"
-        for page in range(1, LIST_PAGES + 1):
+        cutoff = request.first_sent_at - CLOCK_SKEW if request.first_sent_at else None
+        for page in range(1, (LIST_PAGES if cutoff else LIST_PAGES_BLIND) + 1):
             data = await send(
                 self._http,
                 "Tembo",
@@ -147,6 +152,9 @@ class TemboPlatform:
             meta = data.get("meta") if isinstance(data, dict) else None
             if not (isinstance(meta, dict) and meta.get("hasNext") is True):
                 break
+            oldest = _created_at(items[-1]) if isinstance(items, list) and items else None
+            if cutoff is not None and oldest is not None and oldest < cutoff:
+                break  # older than our first send: it cannot be further down
         return None
 
     async def get_session(self, session_id: str) -> SessionState:
@@ -237,3 +245,11 @@ def _session(data: Any) -> Session:
             "Tembo answered without a session id and htmlUrl", transient=True, ambiguous=True
         )
     return Session(id=str(data["id"]), url=str(data["htmlUrl"]), status=str(data.get("status", "")))
+
+
+def _created_at(item: Any) -> float | None:
+    value = item.get("createdAt") if isinstance(item, dict) else None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
