@@ -147,9 +147,9 @@ class Handler:
 
         pinned = job.progress.get("decision")
         if pinned is not None:
-            # An earlier attempt decided to dispatch; that stands. Deciding again would see
-            # this job's own session (recorded before a later step failed) as a reason not to.
-            decision: policy.Decision = policy.Dispatch(found, pinned["platform"], pinned["agent"])
+            # An earlier attempt decided; that stands. Deciding again would see this job's
+            # own doing (its session recorded, a session it stopped) as facts.
+            decision = await self._pinned(found, pinned)
         else:
             permission = await self.github.permission(
                 found.installation_id, found.repository.full_name, found.sender.login
@@ -166,6 +166,7 @@ class Handler:
                 ),
             )
             decision = policy.decide(found, config, facts)
+            await self._pin(job, decision)
         if isinstance(decision, policy.Ignore):
             return Outcome("done", decision.reason)
         if isinstance(decision, policy.Reply):
@@ -176,11 +177,34 @@ class Handler:
             return await self._follow_up(job, decision, fields)
         if isinstance(decision, policy.Stop):
             return await self._stop(job, decision, fields)
-        if pinned is None:
-            await Progress(job, self.store).set(
-                decision={"platform": decision.platform, "agent": decision.agent}
-            )
         return await self._dispatch(job, decision, config, fields)
+
+    async def _pin(self, job: Job, decision: policy.Decision) -> None:
+        """Record a decision that acts on a platform, so retries carry it out unchanged."""
+        pin: dict[str, Any] | None = None
+        if isinstance(decision, policy.Dispatch):
+            pin = {"kind": "dispatch", "platform": decision.platform, "agent": decision.agent}
+        elif isinstance(decision, policy.FollowUp):
+            pin = {"kind": "follow_up", "session": decision.session.dispatch_id}
+        elif isinstance(decision, policy.Stop):
+            pin = {"kind": "stop", "sessions": [s.dispatch_id for s in decision.sessions]}
+        if pin is not None:
+            await Progress(job, self.store).set(decision=pin)
+
+    async def _pinned(self, found: policy.Trigger, pin: dict[str, Any]) -> policy.Decision:
+        if pin.get("kind", "dispatch") == "dispatch":
+            return policy.Dispatch(found, pin["platform"], pin["agent"])
+        records = {
+            r.dispatch_id: r
+            for r in await self.store.sessions_for_issue(
+                found.repository.full_name, found.issue.number
+            )
+        }
+        if pin["kind"] == "follow_up" and pin["session"] in records:
+            return policy.FollowUp(found, records[pin["session"]])
+        if pin["kind"] == "stop":
+            return policy.Stop(found, tuple(records[d] for d in pin["sessions"] if d in records))
+        return policy.Ignore("the session an earlier attempt acted on is gone")
 
     def _can(self, platform: str, capability: str) -> bool:
         try:
@@ -301,17 +325,23 @@ class Handler:
             else f"the issue was closed as not planned by @{found.sender.login}"
         )
         unstoppable: list[SessionRecord] = []
+        stopped = list(progress.get("stopped") or [])
         for record in decision.sessions:
-            if not self._can(record.platform, "can_stop"):
-                unstoppable.append(record)
-                continue
-            try:
-                await self.platforms(record.platform).stop_session(record.session_id)
-            except PlatformError as exc:
-                if exc.transient:
-                    raise
-                unstoppable.append(record)
-                continue
+            if record.status == "stopped":
+                continue  # an earlier attempt of this job stopped it and said so
+            if record.dispatch_id not in stopped:
+                if not self._can(record.platform, "can_stop"):
+                    unstoppable.append(record)
+                    continue
+                try:
+                    await self.platforms(record.platform).stop_session(record.session_id)
+                except PlatformError as exc:
+                    if exc.transient:
+                        raise
+                    unstoppable.append(record)
+                    continue
+                stopped.append(record.dispatch_id)
+                await progress.set(stopped=stopped)
             view = {**record.view, "phase": "stopped", "reason": why}
             await self._edit_view(record, view, "stopped")
             log(logger, "session.stopped", session_id=record.session_id, **fields)

@@ -6,6 +6,8 @@ wakes the worker, so a 7-day follow runs in milliseconds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,19 @@ class World:
         assert worker is not None
         worker.notify()
         await self.harness.settle()
+
+    async def run_until_idle(self, step: float = 1.0, steps: int = 60) -> None:
+        """Let hand-moved time pass in small steps until the worker has nothing due
+        (retries wait on this clock too)."""
+        worker = self.harness.runtime.worker
+        assert worker is not None
+        for _ in range(steps):
+            self.clock.now += step
+            worker.notify()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.idle.wait(), 0.2)
+                return
+        raise AssertionError("the worker never became idle")
 
     @property
     def session(self) -> dict[str, Any]:
@@ -193,8 +208,28 @@ async def test_a_restart_in_the_middle_of_polling_loses_no_session(world: World)
         worker = runtime_of(again).worker
         assert worker is not None
         worker.notify()
-        import asyncio
-
         await asyncio.wait_for(worker.idle.wait(), 10)
         assert "pull/3" in world.status_comment().body
         assert await runtime_of(again).store.job_counts("follow") == {"done": 1}
+
+
+async def test_a_stop_retried_after_a_github_failure_neither_replies_nor_stops_twice(
+    world: World,
+) -> None:
+    await dispatch(world)
+    world.harness.tembo.advance(world.session["id"], state="inProgress")
+    failures = [httpx.Response(502, json={"message": "Server Error"})]
+
+    def fail_the_edit_once(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "PATCH" and failures:
+            return failures.pop()
+        return None
+
+    world.harness.github.fault = fail_the_edit_once
+    await world.harness.deliver(
+        "issue_comment", payloads.comment("/tembo stop", repo=REPO, comment_id=79)
+    )
+    await world.run_until_idle()
+    assert failures == []  # the edit did fail once
+    assert len(world.harness.tembo.stops) == 1
+    assert "session stopped" in world.status_comment().body  # no "nothing to stop" reply
