@@ -34,6 +34,7 @@ from tests.fakes.server import (
     FakeServer,
     Processes,
     app_env,
+    assert_exactly_once,
     free_port,
     job_counts,
     settled,
@@ -197,15 +198,7 @@ async def test_kill_9_mid_dispatch_and_restart_give_one_session_and_one_link_per
         assert tembo_server.errors == []
 
     expected = {d.dispatch_id for d in deliveries}
-    assert figures.duplicate_sessions == {}
-    assert figures.duplicate_issues == {}
-    assert figures.duplicate_comments == {}
-    assert figures.dispatch_ids == expected
-    assert figures.sessions == ISSUES
-    assert figures.comments == ISSUES
-    assert figures.unlinked == []
-    assert figures.linked == ISSUES
-    assert counts is not None and counts.get("done") == ISSUES
+    assert_exactly_once(figures, expected, counts, ISSUES)
     assert killer.killed_dispatch is not None and killer.killed_dispatch in expected
     assert exit_code == -9
     assert killer.killed_dispatch.removeprefix("gh-") in in_flight

@@ -39,6 +39,7 @@ from tests.fakes.server import (
     FakeServer,
     Processes,
     app_env,
+    assert_exactly_once,
     free_port,
     job_counts,
     settled,
@@ -268,15 +269,7 @@ async def test_three_replicas_on_one_postgres_dispatch_each_issue_exactly_once(
         assert tembo_server.errors == []
 
     expected = {d.dispatch_id for d in deliveries}
-    assert figures.duplicate_sessions == {}
-    assert figures.duplicate_issues == {}
-    assert figures.duplicate_comments == {}
-    assert figures.dispatch_ids == expected
-    assert figures.sessions == ISSUES
-    assert figures.comments == ISSUES
-    assert figures.unlinked == []
-    assert figures.linked == ISSUES
-    assert counts is not None and counts.get("done") == ISSUES
+    assert_exactly_once(figures, expected, counts, ISSUES)
     assert tembo_server.lost > 0
     if kill:
         assert router.killed_dispatch is not None and router.killed_dispatch in expected

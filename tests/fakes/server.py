@@ -511,3 +511,18 @@ def tally(
         comments_per_dispatch=per_comment,
         unlinked=unlinked,
     )
+
+
+def assert_exactly_once(
+    figures: Tally, expected: set[str], counts: dict[str, int] | None, issues: int
+) -> None:
+    """Every dispatch made exactly one session and one status comment with its link."""
+    assert figures.duplicate_sessions == {}
+    assert figures.duplicate_issues == {}
+    assert figures.duplicate_comments == {}
+    assert figures.dispatch_ids == expected
+    assert figures.sessions == issues
+    assert figures.comments == issues
+    assert figures.unlinked == []
+    assert figures.linked == issues
+    assert counts is not None and counts.get("done") == issues
