@@ -80,8 +80,9 @@ def job_lock(repo: str, issue: int) -> str:
 
 def lock_key(payload: dict[str, Any]) -> str | None:
     """Jobs about the same issue run one at a time (so one_session_per_issue holds)."""
-    repo = (payload.get("repository") or {}).get("full_name")
-    issue = (payload.get("issue") or {}).get("number")
+    repository, issue_data = payload.get("repository"), payload.get("issue")
+    repo = repository.get("full_name") if isinstance(repository, dict) else None
+    issue = issue_data.get("number") if isinstance(issue_data, dict) else None
     if isinstance(repo, str) and isinstance(issue, int):
         return job_lock(repo, issue)
     return None

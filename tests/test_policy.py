@@ -7,6 +7,7 @@ import pytest
 from bot import policy
 from bot.commands import Command
 from bot.events import Comment, CommentEvent, Issue, IssueEvent, Repository, User
+from bot.handler import lock_key
 from bot.messages import MARKER
 from bot.ports import SessionRecord
 from bot.repo_config import RepoConfig
@@ -173,3 +174,20 @@ def test_worth_queueing(event: str, payload: dict[str, object], expected: bool) 
 
 def test_command_object_is_passed_through() -> None:
     assert found("/tembo branch=x go").command == Command(text="go", args={"branch": "x"})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"repository": True, "issue": {"number": 1}},
+        {"repository": {"full_name": "a/b"}, "issue": []},
+        {"repository": {"full_name": 3}, "issue": {"number": "1"}},
+    ],
+)
+def test_lock_key_of_a_malformed_payload_is_none(payload: dict[str, object]) -> None:
+    assert lock_key(payload) is None
+
+
+def test_lock_key_is_the_issue() -> None:
+    assert lock_key({"repository": {"full_name": "a/b"}, "issue": {"number": 7}}) == "a/b#7"
