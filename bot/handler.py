@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import events, messages, policy, prompt
-from bot.events import CommentEvent, Event, InstallationEvent, IssueEvent, Repository
+from bot.events import CommentEvent, InstallationEvent, IssueEvent, Repository
 from bot.logs import log
 from bot.metrics import Metrics
 from bot.ports import (
@@ -288,7 +287,7 @@ class Handler:
         assert found.command is not None
         progress = Progress(job, self.store)
         if not progress.get("reacted"):
-            await self._react_to(found, "eyes")
+            await self._react(found, "eyes")
             await progress.set(reacted=True)
         if not progress.get("message_sent"):
             platform = self.platforms(record.platform)
@@ -318,7 +317,7 @@ class Handler:
         found = decision.trigger
         progress = Progress(job, self.store)
         if found.comment_id is not None and not progress.get("reacted"):
-            await self._react_to(found, "eyes")
+            await self._react(found, "eyes")
             await progress.set(reacted=True)
         why = (
             f"stopped by @{found.sender.login}"
@@ -356,15 +355,6 @@ class Handler:
             await progress.set(told_unstoppable=True)
         return Outcome("done", why)
 
-    async def _react_to(self, found: policy.Trigger, content: str) -> None:
-        await self.github.create_reaction(
-            found.installation_id,
-            found.repository.full_name,
-            content=content,
-            issue=None if found.comment_id else found.issue.number,
-            comment_id=found.comment_id,
-        )
-
     # -- steps ----------------------------------------------------------------
 
     async def _installation(self, event: InstallationEvent) -> None:
@@ -398,14 +388,19 @@ class Handler:
         )
         return Outcome("done", "config problems reported")
 
-    async def _react(self, job: Job, event: Event, content: str) -> None:
-        assert not isinstance(event, InstallationEvent)
-        comment_id = event.comment.id if isinstance(event, CommentEvent) else None
+    async def _react(
+        self, target: policy.Trigger | IssueEvent | CommentEvent, content: str
+    ) -> None:
+        """React on the comment that triggered, or on the issue when a label did."""
+        if isinstance(target, policy.Trigger):
+            comment_id = target.comment_id
+        else:
+            comment_id = target.comment.id if isinstance(target, CommentEvent) else None
         await self.github.create_reaction(
-            event.installation_id,
-            event.repository.full_name,
+            target.installation_id,
+            target.repository.full_name,
             content=content,
-            issue=None if comment_id else event.issue.number,
+            issue=None if comment_id else target.issue.number,
             comment_id=comment_id,
         )
 
@@ -420,7 +415,7 @@ class Handler:
             await progress.set(replied=True)
             return
         if reply.reaction and not progress.get("reply_reacted"):
-            await self._react(job, event, reply.reaction)
+            await self._react(event, reply.reaction)
             await progress.set(reply_reacted=True)
         await self.github.create_comment(event.installation_id, repo, issue, reply.body)
         await progress.set(replied=True)
@@ -442,13 +437,7 @@ class Handler:
         ident = dispatch_id(job)
 
         if not progress.get("reacted"):
-            await self.github.create_reaction(
-                installation,
-                repo,
-                content="eyes",
-                issue=None if found.comment_id else number,
-                comment_id=found.comment_id,
-            )
+            await self._react(found, "eyes")
             await progress.set(reacted=True)
 
         status_id = progress.get("status_comment_id")
@@ -655,13 +644,7 @@ class Handler:
     async def _react_failure(self, found: policy.Trigger) -> None:
         # Best effort: the status comment already says what failed.
         with contextlib.suppress(GitHubError):
-            await self.github.create_reaction(
-                found.installation_id,
-                found.repository.full_name,
-                content="confused",
-                issue=None if found.comment_id else found.issue.number,
-                comment_id=found.comment_id,
-            )
+            await self._react(found, "confused")
 
     async def give_up(self, job: Job, error: RemoteError | Exception) -> None:
         """The job used its attempts: say so once on the issue, if it had a status comment."""
@@ -684,7 +667,3 @@ class Handler:
             ),
         )
         await progress.set(reported=True)
-
-
-def describe(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)

@@ -45,13 +45,6 @@ class Delivery:
         action = self.payload.get("action")
         return action if isinstance(action, str) else None
 
-    @property
-    def installation_id(self) -> int | None:
-        installation = self.payload.get("installation")
-        if isinstance(installation, dict) and isinstance(installation.get("id"), int):
-            return int(installation["id"])
-        return None
-
 
 def signature(body: bytes, secret: str) -> str:
     """The `X-Hub-Signature-256` value GitHub sends for `body`."""

@@ -47,7 +47,12 @@ def headers(body: bytes, **extra: str) -> dict[str, str]:
 def test_parse_returns_the_delivery() -> None:
     body = b'{"action": "labeled", "installation": {"id": 7}}'
     delivery = webhook.parse(headers(body), body, [Secret(SECRET)])
-    assert (delivery.event, delivery.action, delivery.installation_id) == ("issues", "labeled", 7)
+    assert (delivery.event, delivery.action, delivery.delivery_id) == (
+        "issues",
+        "labeled",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    )
+    assert delivery.payload == {"action": "labeled", "installation": {"id": 7}}
 
 
 @pytest.mark.parametrize(
