@@ -125,15 +125,12 @@ class Worker:
         try:
             outcome = await self.handler.handle(job)
         except asyncio.CancelledError:
-            heartbeat.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release(job.id))
             raise
         except Exception as exc:
-            heartbeat.cancel()
             await self._retry_or_bury(job, exc, fields)
         else:
-            heartbeat.cancel()
             if outcome.state == "done":
                 await self.store.finish(job.id, self.clock())
             elif outcome.state == "again" and outcome.run_at is not None:
@@ -142,6 +139,9 @@ class Worker:
                 await self.store.fail(job.id, outcome.detail, self.clock(), dead=False)
             log(logger, f"job.{outcome.state}", detail=outcome.detail, **fields)
         finally:
+            # A lease renewed after the job ended is harmless: extend only touches
+            # running jobs this worker holds.
+            heartbeat.cancel()
             self._wake.set()
 
     async def _retry_or_bury(self, job: Job, exc: Exception, fields: dict[str, Any]) -> None:

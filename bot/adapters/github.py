@@ -131,7 +131,6 @@ class GitHubClient:
         self._files: dict[tuple[int, str, str], _Cached] = {}
         self._permissions: dict[tuple[str, str], _Cached] = {}
         self.pacer = Pacer(content_per_minute, on_wait=on_wait)
-        self.calls = 0
 
     # -- authentication -------------------------------------------------------
 
@@ -178,7 +177,6 @@ class GitHubClient:
         params: dict[str, Any] | None = None,
     ) -> httpx.Response:
         url = path if path.startswith("http") else f"{self.base}{path}"
-        self.calls += 1
         try:
             response = await self._http.request(
                 method,
