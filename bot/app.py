@@ -87,18 +87,17 @@ def create_app(
         pace = content_per_minute
         if pace is None:
             pace = settings.github_content_per_minute
-        client.event_hooks["response"].append(
-            http_observer(
-                metrics,
-                settings.github_api_url,
-                {
-                    "tembo": settings.tembo_base_url,
-                    "recoup": settings.recoup_base_url,
-                    "agen": settings.agen_base_url,
-                    "magnet": settings.magnet_base_url,
-                },
-            )
+        observe = http_observer(
+            metrics,
+            settings.github_api_url,
+            {
+                "tembo": settings.tembo_base_url,
+                "recoup": settings.recoup_base_url,
+                "agen": settings.agen_base_url,
+                "magnet": settings.magnet_base_url,
+            },
         )
+        client.event_hooks["response"].append(observe)
         github = GitHubClient(
             settings,
             client,
@@ -153,6 +152,9 @@ def create_app(
                 await the_store.close()
             if own_http:
                 await client.aclose()
+            else:
+                # A client the caller owns may serve the next app: count for this one only.
+                client.event_hooks["response"].remove(observe)
 
     async def receive(request: Request) -> Response:
         runtime = state["runtime"]

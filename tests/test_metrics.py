@@ -18,6 +18,7 @@ from bot.metrics import Metrics, metrics_route
 from bot.settings import Secret, Settings
 from tests import payloads
 from tests.conftest import Harness, signed_headers
+from tests.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.anyio
 
@@ -218,3 +219,14 @@ async def test_a_failing_store_does_not_fail_the_scrape(caplog: pytest.LogCaptur
             text = await scrape(client)
     assert value(text, "tembo_dispatch_jobs", state="queued") == 4  # the last known value
     assert any(r.getMessage() == "metrics.job_counts_failed" for r in caplog.records)
+
+
+async def test_an_app_leaves_no_hook_on_a_client_it_does_not_own(
+    settings: Settings, github: FakeGitHub
+) -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(github)) as http:
+        for _ in range(2):  # e.g. a restart in the same process
+            app = create_app(settings, http=http, run_worker=False)
+            async with app.router.lifespan_context(app):
+                assert len(http.event_hooks["response"]) == 1
+        assert http.event_hooks["response"] == []
