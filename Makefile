@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck pytest fuzz soak bench-ingest bench-burst clean
+.PHONY: serve test test-fast lint typecheck pytest fuzz soak bench-ingest bench-burst clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,18 +29,22 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The pure core and the adapters against their fakes: seconds, not minutes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/contract
+
 # Longer runs of the robustness tests: 10,000 fuzz cases; 2,000 issues under faults.
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:logging tests/test_fuzz.py
+	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:logging tests/e2e/test_fuzz.py
 
 soak: $(STAMP)
-	SOAK_ISSUES=2000 $(BIN)/python -m pytest -q -p no:logging tests/test_faults.py
+	SOAK_ISSUES=2000 $(BIN)/python -m pytest -q -p no:logging tests/e2e/test_faults.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # Benchmarks (bench/README.md): figures, not tests. `make test` runs each once at a tiny
-# size (tests/test_bench.py). Extra options: make bench-ingest BENCH_ARGS="--profile".
+# size (tests/e2e/test_bench.py). Extra options: make bench-ingest BENCH_ARGS="--profile".
 bench-ingest: $(STAMP)
 	@if command -v npm >/dev/null; then \
 		cd bench/probot && npm ci --no-audit --no-fund --loglevel=error \

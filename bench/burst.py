@@ -3,8 +3,8 @@ secondary limit allows and never past it.
 
 1,000 `issues.labeled` deliveries across 50 repositories and 5 installations go to a real
 `python -m bot serve` (worker in-process, SQLite store) wired to loopback fakes: GitHub
-(tests/fakes/github.py behind bench/fakes.py's secondary limit) and Tembo
-(tests/fakes/tembo.py), served over HTTP on 127.0.0.1 by tests/fakes/server.py.
+(tests/support/fakes/github.py behind bench/fakes.py's secondary limit) and Tembo
+(tests/support/fakes/tembo.py), served over HTTP on 127.0.0.1 by tests/support/fakes/server.py.
 
 The limit is GitHub's 80 content-creating calls per installation, in a minute shrunk by
 `--scale` (12: 80 per 5 s) so the run takes about a minute; the app's pacing is scaled
@@ -41,11 +41,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bench import report
 from bench.fakes import SecondaryLimit
 from bench.processes import HOST, Server, child_env, free_port
-from tests import payloads
-from tests.conftest import WEBHOOK_SECRET, signed_headers
-from tests.fakes.github import FakeGitHub
-from tests.fakes.server import FakeServer, tally
-from tests.fakes.tembo import FakeTembo
+from tests.support import payloads
+from tests.support.app import WEBHOOK_SECRET, signed_headers
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.server import FakeServer, tally
+from tests.support.fakes.tembo import FakeTembo
 
 SENDER = "Codertocat"
 CONTENT_CALLS_PER_DISPATCH = 3  # 👀 reaction, status comment, its edit to the link

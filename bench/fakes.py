@@ -1,7 +1,7 @@
 """GitHub's secondary rate limit in front of the contract fake, for bench-burst.
 
-`SecondaryLimit` wraps `tests.fakes.github.FakeGitHub` (unchanged) and is served like it
-over real HTTP by `tests.fakes.server.FakeServer`. It allows at most `limit`
+`SecondaryLimit` wraps `tests.support.fakes.github.FakeGitHub` (unchanged) and is served like it
+over real HTTP by `tests.support.fakes.server.FakeServer`. It allows at most `limit`
 content-creating requests (POST, PATCH, PUT, DELETE outside `/app`) per installation in
 any `window` seconds, and answers the next one 403 with `Retry-After`, as GitHub does.
 GitHub's figure is 80 a minute; the benchmark keeps the 80 and shrinks the minute, so a
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.fakes import error
-from tests.fakes.github import FakeGitHub
+from tests.support.fakes import error
+from tests.support.fakes.github import FakeGitHub
 
 CONTENT_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 SESSION_LINK = "https://app.tembo.io/sessions/"

@@ -49,7 +49,7 @@ MAX_RECONNECTS = 1000
 def deliveries(variants: int = 32) -> list[tuple[str, bytes]]:
     """(event, body) pairs from the fixtures: `issues.labeled` with the `tembo` label and
     `issue_comment.created` with a `/tembo` command, alternating, on varied issues."""
-    from tests import payloads
+    from tests.support import payloads
 
     found: list[tuple[str, bytes]] = []
     for i in range(variants):

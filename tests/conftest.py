@@ -1,51 +1,27 @@
-"""Shared fixtures: an RSA key for the App, fakes of GitHub and Tembo, and the real app
-wired to them through `httpx.MockTransport`."""
+"""Fixtures: an RSA key for the App, fakes of GitHub and Tembo, and the real app wired to
+them through `httpx.MockTransport`. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from starlette.applications import Starlette
 
-from bot import webhook
-from bot.app import Runtime, create_app, runtime_of
+from bot.app import create_app
 from bot.settings import Secret, Settings
-from tests.fakes import route
-from tests.fakes.github import FakeGitHub
-from tests.fakes.tembo import FakeTembo
-
-WEBHOOK_SECRET = "It's a Secret to Everybody"
+from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair
+from tests.support.fakes import route
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Clock:
-    """A clock tests move by hand; shared by the app and the fakes that check times."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    private: str
-    public: str
 
 
 @pytest.fixture(scope="session")
@@ -88,47 +64,6 @@ def settings(tmp_path: Path, app_key: KeyPair, github: FakeGitHub, tembo: FakeTe
         retry_max_seconds=0.05,
         env_file=str(tmp_path / ".env"),
     )
-
-
-def signed_headers(
-    body: bytes, event: str, delivery_id: str | None = None, secret: str = WEBHOOK_SECRET
-) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        "x-github-event": event,
-        "x-github-delivery": delivery_id or str(uuid.uuid4()),
-        "x-hub-signature-256": webhook.signature(body, secret),
-    }
-
-
-@dataclass
-class Harness:
-    """The real app, in-process, with its worker, talking to the fakes."""
-
-    app: Starlette
-    client: httpx.AsyncClient
-    github: FakeGitHub
-    tembo: FakeTembo
-
-    @property
-    def runtime(self) -> Runtime:
-        return runtime_of(self.app)
-
-    async def deliver(
-        self, event: str, payload: dict[str, Any], delivery_id: str | None = None
-    ) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        return await self.client.post(
-            "/webhook", content=body, headers=signed_headers(body, event, delivery_id)
-        )
-
-    async def settle(self, timeout: float = 10.0) -> None:
-        """Wait until the worker has nothing left to do (event, not sleep)."""
-        import asyncio
-
-        worker = self.runtime.worker
-        assert worker is not None
-        await asyncio.wait_for(worker.idle.wait(), timeout)
 
 
 @pytest.fixture

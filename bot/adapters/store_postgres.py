@@ -1,6 +1,6 @@
 """The shared store: PostgreSQL through an asyncpg pool, for several replicas at once.
 
-Same contract and semantics as `SQLiteStore` (tests/test_store_contract.py runs one suite
+Same contract and semantics as `SQLiteStore` (tests/contract/test_store_contract.py runs one suite
 against both). What SQLite gets from its single writer, this store gets from row locks
 (`FOR UPDATE SKIP LOCKED`), advisory locks and leases, so any number of processes can
 ingest and claim from one database. SQL lives in `schema/postgres/`; this module only

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from tests import payloads
-from tests.conftest import Harness, signed_headers
+from tests.support import payloads
+from tests.support.app import Harness, signed_headers
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,9 @@ from bot import webhook
 from bot.app import create_app
 from bot.metrics import Metrics, metrics_route
 from bot.settings import Secret, Settings
-from tests import payloads
-from tests.conftest import Harness, signed_headers
-from tests.fakes.github import FakeGitHub
+from tests.support import payloads
+from tests.support.app import Harness, signed_headers
+from tests.support.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.anyio
 

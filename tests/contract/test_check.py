@@ -1,6 +1,6 @@
 """`python -m bot check`: one line per setting, ✓ or ✗ with the fix, exit code 1 on any ✗.
 
-GitHub and Tembo are the contract fakes of tests/fakes; `GET /meta` (unauthenticated,
+GitHub and Tembo are the contract fakes of tests/support/fakes; `GET /meta` (unauthenticated,
 docs.github.com "Meta" API, also on GitHub Enterprise Server) is answered here, and a JWT
 GitHub cannot verify is answered as GitHub does: 401 "A JSON web token could not be decoded".
 """
@@ -22,12 +22,12 @@ from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
 from bot.check import expected_web_url, run_checks
 from bot.settings import Secret, Settings
-from tests.conftest import KeyPair
-from tests.fakes.github import FakeGitHub
-from tests.fakes.tembo import FakeTembo
+from tests.support.app import KeyPair
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def github_transport(github: FakeGitHub, tembo: FakeTembo) -> httpx.MockTransport:

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from bot.messages import MARKER
-from tests import payloads
-from tests.conftest import Harness
-from tests.fakes.github import APP_LOGIN
-from tests.fakes.tembo import schema_errors
+from tests.support import payloads
+from tests.support.app import Harness
+from tests.support.fakes.github import APP_LOGIN
+from tests.support.fakes.tembo import schema_errors
 
 pytestmark = pytest.mark.anyio
 REPO = "Codertocat/Hello-World"

@@ -18,11 +18,11 @@ import pytest
 
 from bot.app import create_app, runtime_of
 from bot.settings import Settings
-from tests import payloads
-from tests.conftest import Harness, signed_headers
-from tests.fakes import error, route
-from tests.fakes.github import FakeGitHub
-from tests.fakes.tembo import FakeTembo
+from tests.support import payloads
+from tests.support.app import Harness, signed_headers
+from tests.support.fakes import error, route
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 ISSUES = int(os.environ.get("SOAK_ISSUES", "200"))

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import jwt
 
-from tests.fakes import error
+from tests.support.fakes import error
 
 APP_LOGIN = "tembo-dispatch[bot]"
 

@@ -24,12 +24,12 @@ from bot.adapters.platforms.recoup import RecoupPlatform
 from bot.adapters.platforms.tembo import TemboPlatform
 from bot.events import Repository
 from bot.ports import PlatformError, SessionRequest, SessionState
-from tests.fakes import agen as agen_fake
-from tests.fakes import recoup as recoup_fake
-from tests.fakes.agen import FakeAgen
-from tests.fakes.magnet import FakeMagnet
-from tests.fakes.recoup import FakeRecoup
-from tests.fakes.tembo import FakeTembo
+from tests.support.fakes import agen as agen_fake
+from tests.support.fakes import recoup as recoup_fake
+from tests.support.fakes.agen import FakeAgen
+from tests.support.fakes.magnet import FakeMagnet
+from tests.support.fakes.recoup import FakeRecoup
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ import pytest
 from bot.adapters.github import GitHubClient, Pacer, app_jwt, error_for
 from bot.ports import GitHubError
 from bot.settings import Settings
-from tests.conftest import Clock, KeyPair
-from tests.fakes.github import FakeGitHub
+from tests.support.app import Clock, KeyPair
+from tests.support.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"

@@ -15,7 +15,7 @@ import yaml
 
 from bot.settings import ENV_VARS, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 # Variables of the Python runtime, not of the app.

@@ -12,7 +12,7 @@ transport error, not a status.
 `AppProcess` runs the app in a child process with its output in a file, and is killed
 (SIGKILL) by `stop()` or by the `Processes` registry's cleanup, whatever the test did.
 `app_env`, `Delivery`, `job_counts`, `wait_until` and `tally` are what the real-process
-tests (tests/test_crash.py, tests/test_replicas.py) share: the environment of an app wired
+tests (tests/e2e/test_crash.py, tests/e2e/test_replicas.py) share: the environment of an app wired
 to the loopback fakes, signed deliveries, the job gauges of `/metrics`, bounded polling,
 and the figures of what the fakes saw.
 """
@@ -41,11 +41,11 @@ from typing import Any
 import httpx
 import uvicorn
 
-from tests import payloads
-from tests.conftest import WEBHOOK_SECRET, signed_headers
-from tests.fakes import Handler
-from tests.fakes.github import FakeGitHub
-from tests.fakes.tembo import FakeTembo
+from tests.support import payloads
+from tests.support.app import WEBHOOK_SECRET, signed_headers
+from tests.support.fakes import Handler
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,9 +30,9 @@ import httpx
 import pytest
 
 from bot.adapters.store_postgres import quote_ident
-from tests.conftest import KeyPair
-from tests.fakes.github import FakeGitHub
-from tests.fakes.server import (
+from tests.support.app import KeyPair
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.server import (
     DISPATCH_LINE,
     AppProcess,
     Delivery,
@@ -46,8 +46,8 @@ from tests.fakes.server import (
     tally,
     wait_until,
 )
-from tests.fakes.tembo import FakeTembo
-from tests.test_store_contract import DEFAULT_DATABASE_URL, without_password
+from tests.support.fakes.tembo import FakeTembo
+from tests.support.postgres import DEFAULT_DATABASE_URL, without_password
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
 

@@ -22,13 +22,13 @@ from bot.adapters.platforms.tembo import TemboPlatform
 from bot.events import Repository
 from bot.ports import MissingCredentials, PlatformError, SessionRequest
 from bot.settings import Secret, Settings
-from tests.fakes import agen as agen_fake
-from tests.fakes import magnet as magnet_fake
-from tests.fakes import recoup as recoup_fake
-from tests.fakes.agen import FakeAgen
-from tests.fakes.magnet import FakeMagnet
-from tests.fakes.recoup import FakeRecoup
-from tests.fakes.tembo import FakeTembo
+from tests.support.fakes import agen as agen_fake
+from tests.support.fakes import magnet as magnet_fake
+from tests.support.fakes import recoup as recoup_fake
+from tests.support.fakes.agen import FakeAgen
+from tests.support.fakes.magnet import FakeMagnet
+from tests.support.fakes.recoup import FakeRecoup
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 

@@ -11,14 +11,14 @@ import pytest
 
 from bot.app import create_app
 from bot.settings import Secret, Settings
-from tests import payloads
-from tests.conftest import Harness
-from tests.fakes import route
-from tests.fakes.agen import FakeAgen
-from tests.fakes.github import FakeGitHub
-from tests.fakes.magnet import FakeMagnet
-from tests.fakes.recoup import FakeRecoup
-from tests.fakes.tembo import FakeTembo
+from tests.support import payloads
+from tests.support.app import Harness
+from tests.support.fakes import route
+from tests.support.fakes.agen import FakeAgen
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.magnet import FakeMagnet
+from tests.support.fakes.recoup import FakeRecoup
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from bot import logs
-from tests import payloads
-from tests.conftest import WEBHOOK_SECRET, Harness, KeyPair, signed_headers
-from tests.test_setup import FakeManifestGitHub, Page, bare_settings, registration, running
+from tests.support import payloads
+from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, signed_headers
+from tests.support.manifest import FakeManifestGitHub, Page, bare_settings, registration, running
 
 pytestmark = pytest.mark.anyio
 REPO = "Codertocat/Hello-World"

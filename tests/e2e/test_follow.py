@@ -18,11 +18,11 @@ from starlette.applications import Starlette
 
 from bot.app import create_app, runtime_of
 from bot.settings import Settings
-from tests import payloads
-from tests.conftest import Clock, Harness
-from tests.fakes import route
-from tests.fakes.github import FakeGitHub
-from tests.fakes.tembo import FakeTembo
+from tests.support import payloads
+from tests.support.app import Clock, Harness
+from tests.support.fakes import route
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"

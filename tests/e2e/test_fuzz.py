@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from bot import webhook
 from bot.app import create_app, runtime_of
 from bot.settings import Settings
-from tests import payloads
-from tests.conftest import WEBHOOK_SECRET
-from tests.fakes import route
-from tests.fakes.github import FakeGitHub
-from tests.fakes.tembo import FakeTembo
+from tests.support import payloads
+from tests.support.app import WEBHOOK_SECRET
+from tests.support.fakes import route
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FIXTURES = payloads.all_fixtures()

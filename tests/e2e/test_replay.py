@@ -11,7 +11,7 @@ from bot.adapters.github import GitHubClient
 from bot.adapters.store_sqlite import SQLiteStore
 from bot.replay import parse_duration, replay
 from bot.settings import Settings
-from tests.fakes.github import FakeGitHub
+from tests.support.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.anyio
 

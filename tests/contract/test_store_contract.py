@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
@@ -25,22 +24,14 @@ from bot.adapters.store import open_store
 from bot.adapters.store_postgres import PostgresStore, quote_ident
 from bot.adapters.store_sqlite import SQLiteStore
 from bot.ports import SessionRecord
+from tests.support.postgres import DEFAULT_DATABASE_URL, without_password
 
 pytestmark = pytest.mark.anyio
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = 1_000.0
 LEASE = 30.0
 
 AnyStore = SQLiteStore | PostgresStore
-
-
-def without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass

@@ -25,9 +25,9 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import KeyPair
-from tests.fakes.github import FakeGitHub
-from tests.fakes.server import (
+from tests.support.app import KeyPair
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.server import (
     DISPATCH_LINE,
     AppProcess,
     Delivery,
@@ -41,7 +41,7 @@ from tests.fakes.server import (
     tally,
     wait_until,
 )
-from tests.fakes.tembo import FakeTembo
+from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -35,10 +35,10 @@ from starlette.routing import Route
 from bot.app import create_app
 from bot.settings import Settings
 from bot.setup import read_env_file
-from tests.conftest import KeyPair
-from tests.test_setup import FakeManifestGitHub
+from tests.support.app import KeyPair
+from tests.support.manifest import FakeManifestGitHub
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "setup-browser"
 PREFIX = "/ghe"  # GitHub Enterprise Server behind a path, to prove no URL is hard-coded
 CHROMIUM_FLAGS = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests import payloads
-from tests.conftest import Harness
+from tests.support import payloads
+from tests.support.app import Harness
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"

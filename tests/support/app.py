@@ -1,0 +1,76 @@
+"""What most tests share: the App's key pair, a hand-moved clock, signed deliveries and
+the real app in-process (with its worker) talking to the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from bot import webhook
+from bot.app import Runtime, runtime_of
+from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.tembo import FakeTembo
+
+WEBHOOK_SECRET = "It's a Secret to Everybody"
+
+
+class Clock:
+    """A clock tests move by hand; shared by the app and the fakes that check times."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: str
+    public: str
+
+
+def signed_headers(
+    body: bytes, event: str, delivery_id: str | None = None, secret: str = WEBHOOK_SECRET
+) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": delivery_id or str(uuid.uuid4()),
+        "x-hub-signature-256": webhook.signature(body, secret),
+    }
+
+
+@dataclass
+class Harness:
+    """The real app, in-process, with its worker, talking to the fakes."""
+
+    app: Starlette
+    client: httpx.AsyncClient
+    github: FakeGitHub
+    tembo: FakeTembo
+
+    @property
+    def runtime(self) -> Runtime:
+        return runtime_of(self.app)
+
+    async def deliver(
+        self, event: str, payload: dict[str, Any], delivery_id: str | None = None
+    ) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return await self.client.post(
+            "/webhook", content=body, headers=signed_headers(body, event, delivery_id)
+        )
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the worker has nothing left to do (event, not sleep)."""
+        worker = self.runtime.worker
+        assert worker is not None
+        await asyncio.wait_for(worker.idle.wait(), timeout)
