@@ -48,7 +48,7 @@ from tests.support.fakes.server import FakeServer, tally
 from tests.support.fakes.tembo import FakeTembo
 
 SENDER = "Codertocat"
-CONTENT_CALLS_PER_DISPATCH = 3  # 👀 reaction, status comment, its edit to the link
+CONTENT_CALLS_PER_DISPATCH = 2  # 👀 reaction and the status comment with the link
 GITHUB_LIMIT = 80  # content-creating requests per minute per installation
 APP_MARGIN = 75 / 80  # the app's default pacing (75 a minute) under that limit
 SEND_CONCURRENCY = 16

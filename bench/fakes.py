@@ -91,6 +91,11 @@ class SecondaryLimit:
             comment = self.github.comments.get(int(last))
             if comment is not None and SESSION_LINK in comment.body:
                 self.linked_at.setdefault((comment.repo, comment.issue), now)
+        if request.method == "POST" and last == "comments" and response.status_code == 201:
+            # The link is usually in the comment's first version: sessions come first.
+            comment = self.github.comments.get(int(response.json()["id"]))
+            if comment is not None and SESSION_LINK in comment.body:
+                self.linked_at.setdefault((comment.repo, comment.issue), now)
         return response
 
     def _installation(self, request: httpx.Request) -> int | None:

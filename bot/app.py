@@ -22,10 +22,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot import policy, webhook
+from bot.actions import Context
 from bot.adapters.github import GitHubClient
 from bot.adapters.platforms import platform_factory
 from bot.adapters.store import open_store
-from bot.handler import Handler, lock_key
+from bot.events import lock_key
+from bot.handler import Handler
 from bot.logs import log
 from bot.metrics import Metrics, http_observer, metrics_route
 from bot.ports import PlatformFactory, Store
@@ -109,14 +111,14 @@ def create_app(
             settings=settings, store=the_store, http=client, github=github, metrics=metrics
         )
         if run_worker and settings.has_github_credentials:
-            handler = Handler(
-                github,
-                the_store,
-                platforms or platform_factory(settings, client),
-                RepoConfig.defaults(settings),
+            ctx = Context(
+                github=github,
+                store=the_store,
+                platforms=platforms or platform_factory(settings, client),
                 clock=clock,
                 metrics=metrics,
             )
+            handler = Handler(ctx, RepoConfig.defaults(settings))
             runtime.worker = Worker(
                 the_store,
                 handler,

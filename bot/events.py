@@ -226,3 +226,19 @@ def parse(event: str, payload: dict[str, Any]) -> Event | None:
         sender=sender,
         installation_id=installation_id,
     )
+
+
+def job_lock(repo: str, issue: int) -> str:
+    """The lock key of an issue's jobs: they run one at a time (so one_session_per_issue
+    holds, and a follow-up never overtakes the dispatch it follows)."""
+    return f"{repo}#{issue}"
+
+
+def lock_key(payload: dict[str, Any]) -> str | None:
+    """The lock key of a delivery, from the raw payload (ingest has no typed view yet)."""
+    repository, issue_data = payload.get("repository"), payload.get("issue")
+    repo = repository.get("full_name") if isinstance(repository, dict) else None
+    issue = issue_data.get("number") if isinstance(issue_data, dict) else None
+    if isinstance(repo, str) and isinstance(issue, int):
+        return job_lock(repo, issue)
+    return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.events import Comment, Repository
 
@@ -179,16 +179,29 @@ PlatformFactory = Callable[[str], SessionPlatform]
 # Store
 
 
-@dataclass
+JobKind = Literal["delivery", "follow"]
+JobState = Literal["queued", "running", "done", "failed", "dead"]
+Phase = Literal["started", "queued", "working", "finished", "failed", "stopped"]
+
+
+class LostLease(Exception):
+    """The job's lease ran out and another worker holds it now: this worker must stop
+    touching the job (its write was refused)."""
+
+
+@dataclass(frozen=True)
 class Job:
     id: int
     delivery_id: str | None  # None for jobs that are not deliveries (kind != "delivery")
     event: str
     payload: dict[str, Any]
     attempts: int
-    progress: dict[str, Any] = field(default_factory=dict)
-    kind: str = "delivery"  # delivery | follow
+    progress: dict[str, Any] = field(default_factory=dict)  # the raw journal (bot.journal)
+    kind: JobKind = "delivery"
     created_at: float = 0.0  # when ingest stored it (the delivery's arrival)
+    # The claim's own token: every write names it, so a worker whose lease was taken over
+    # cannot write any more (procrastinate's fencing).
+    lease: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,25 +258,28 @@ class Store(Protocol):
         Lower priority than deliveries by default, so it never delays a dispatch."""
         ...
 
-    async def reschedule(self, job_id: int, run_at: float, now: float) -> None:
+    async def reschedule(self, job: Job, run_at: float, now: float) -> None:
         """A recurring job is done for now: queue it again for run_at, attempts reset."""
         ...
 
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
-        """Lease the oldest due job whose lock key no live job holds."""
+        """Lease the oldest due job whose lock key no live job holds, under a new token."""
         ...
 
-    async def extend(self, job_id: int, worker: str, until: float) -> bool: ...
+    # Every write below is fenced by `job.lease`: when another claim took the job over, it
+    # writes nothing and raises `LostLease` (extend answers False instead).
 
-    async def save_progress(self, job_id: int, progress: dict[str, Any]) -> None: ...
+    async def extend(self, job: Job, until: float) -> bool: ...
 
-    async def finish(self, job_id: int, now: float) -> None: ...
+    async def save_progress(self, job: Job, progress: dict[str, Any]) -> None: ...
 
-    async def retry(self, job_id: int, error: str, run_at: float) -> None: ...
+    async def finish(self, job: Job, now: float) -> None: ...
 
-    async def fail(self, job_id: int, error: str, now: float, *, dead: bool) -> None: ...
+    async def retry(self, job: Job, error: str, run_at: float) -> None: ...
 
-    async def release(self, job_id: int) -> None:
+    async def fail(self, job: Job, error: str, now: float, *, dead: bool) -> None: ...
+
+    async def release(self, job: Job) -> None:
         """Give a leased job back untouched (shutdown), without counting an attempt."""
         ...
 

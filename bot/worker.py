@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.handler import Handler
 from bot.logs import log
-from bot.ports import Job, RemoteError, Store
+from bot.ports import Job, LostLease, RemoteError, Store
 
 logger = logging.getLogger("bot.worker")
 POLL_SECONDS = 1.0  # other replicas enqueue without waking us; look this often
@@ -110,10 +110,19 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
 
-    async def _heartbeat(self, job: Job) -> None:
+    async def _heartbeat(self, job: Job, work: asyncio.Task[Any]) -> None:
+        """Renew the lease; when it cannot be renewed (another worker took the job over),
+        stop the job's work at once: its writes would be refused anyway."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            await self.store.extend(job.id, self.name, self.clock() + self.lease_seconds)
+            try:
+                held = await self.store.extend(job, self.clock() + self.lease_seconds)
+            except Exception:
+                log(logger, "job.extend_failed", logging.WARNING, job_id=job.id, exc_info=True)
+                continue  # the store may be back before the lease runs out
+            if not held:
+                work.cancel(msg="lost lease")
+                return
 
     async def _run_one(self, job: Job) -> None:
         fields: dict[str, Any] = {
@@ -121,27 +130,39 @@ class Worker:
             "delivery_id": job.delivery_id,
             "attempt": job.attempts,
         }
-        heartbeat = asyncio.create_task(self._heartbeat(job))
+        work = asyncio.create_task(self.handler.handle(job))
+        heartbeat = asyncio.create_task(self._heartbeat(job, work))
         try:
-            outcome = await self.handler.handle(job)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release(job.id))
-            raise
-        except Exception as exc:
-            await self._retry_or_bury(job, exc, fields)
-        else:
+            outcome = await asyncio.shield(work)
             if outcome.state == "done":
-                await self.store.finish(job.id, self.clock())
+                await self.store.finish(job, self.clock())
             elif outcome.state == "again" and outcome.run_at is not None:
-                await self.store.reschedule(job.id, outcome.run_at, self.clock())
+                await self.store.reschedule(job, outcome.run_at, self.clock())
             else:
-                await self.store.fail(job.id, outcome.detail, self.clock(), dead=False)
+                await self.store.fail(job, outcome.detail, self.clock(), dead=False)
             log(logger, f"job.{outcome.state}", detail=outcome.detail, **fields)
+        except LostLease:
+            log(logger, "job.lost_lease", logging.WARNING, **fields)
+        except asyncio.CancelledError:
+            if work.cancelled() and heartbeat.done() and not self._stopping:
+                log(logger, "job.lost_lease", logging.WARNING, **fields)  # the heartbeat's
+            else:
+                work.cancel()
+                with contextlib.suppress(BaseException):
+                    await work
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.release(job))
+                raise
+        except Exception as exc:
+            with contextlib.suppress(LostLease):
+                await self._retry_or_bury(job, exc, fields)
         finally:
-            # A lease renewed after the job ended is harmless: extend only touches
-            # running jobs this worker holds.
             heartbeat.cancel()
+            # Leave the running set before waking the loop, so it sees this job gone and
+            # can call itself idle now rather than after a full poll interval.
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.discard(task)
             self._wake.set()
 
     async def _retry_or_bury(self, job: Job, exc: Exception, fields: dict[str, Any]) -> None:
@@ -156,7 +177,7 @@ class Worker:
                 delay = max(delay, remote.retry_after)
                 if self._on_rate_limit is not None:
                     self._on_rate_limit(remote.retry_after)
-            await self.store.retry(job.id, error, self.clock() + delay)
+            await self.store.retry(job, error, self.clock() + delay)
             log(
                 logger,
                 "job.retry",
@@ -173,7 +194,7 @@ class Worker:
             await self.handler.give_up(job, exc)
         except Exception:
             log(logger, "job.give_up_failed", logging.ERROR, exc_info=True, **fields)
-        await self.store.fail(job.id, error, self.clock(), dead=retryable)
+        await self.store.fail(job, error, self.clock(), dead=retryable)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; give running jobs `grace` seconds, then hand their leases back."""

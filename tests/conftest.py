@@ -17,6 +17,7 @@ from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair
 from tests.support.fakes import route
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.stores import Backend, open_backend
 
 
 @pytest.fixture
@@ -77,3 +78,10 @@ async def harness(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Harness(app, client, github, tembo)
     await http.aclose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Each store: a test using this runs once on SQLite and once on PostgreSQL."""
+    async with open_backend(request.param, tmp_path) as place:
+        yield place

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from bot.adapters.sql import migrations, queries
-from bot.ports import Job, SessionRecord
+from bot.ports import Job, LostLease, SessionRecord
 
 Q = queries("postgres")
 
@@ -185,9 +186,14 @@ class PostgresStore:
         body = json.dumps(payload).encode()
         await pool.execute(Q["insert_task"], kind, priority, body, lock_key, run_at, now)
 
-    async def reschedule(self, job_id: int, run_at: float, now: float) -> None:
+    async def _fenced(self, job: Job, query: str, *args: Any) -> None:
+        """Run `query` with (job id, *args, lease token); LostLease when the lease is gone."""
         pool = await self._connect()
-        await pool.execute(Q["reschedule_job"], job_id, run_at, now)
+        if _rowcount(await pool.execute(Q[query], job.id, *args, job.lease)) != 1:
+            raise LostLease(f"job {job.id}: the lease was taken over; {query} not written")
+
+    async def reschedule(self, job: Job, run_at: float, now: float) -> None:
+        await self._fenced(job, "reschedule_job", run_at, now)
 
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         """Lease the oldest due job whose lock key no live job holds.
@@ -222,14 +228,17 @@ class PostgresStore:
                     if not granted or await conn.fetchval(Q["lock_key_held"], key, job_id, now):
                         passed.append(key)
                         continue
-                row = await conn.fetchrow(Q["lease_job"], job_id, worker, now + lease_seconds, now)
+                lease = secrets.token_hex(16)
+                row = await conn.fetchrow(
+                    Q["lease_job"], job_id, worker, now + lease_seconds, now, lease
+                )
                 assert row is not None  # the row is locked by this transaction
                 try:
                     data, notes = json.loads(row["payload"]), json.loads(row["progress"])
                 except ValueError as exc:
                     # A row no worker can read must not block the queue: set it aside.
                     error = f"unreadable job: {exc}"
-                    await conn.execute(Q["fail_job"], job_id, error, now, "dead")
+                    await conn.execute(Q["fail_job"], job_id, error, now, "dead", lease)
                     return None
                 return Job(
                     id=row["id"],
@@ -240,32 +249,27 @@ class PostgresStore:
                     progress=notes,
                     kind=row["kind"],
                     created_at=row["created_at"],
+                    lease=lease,
                 )
 
-    async def extend(self, job_id: int, worker: str, until: float) -> bool:
+    async def extend(self, job: Job, until: float) -> bool:
         pool = await self._connect()
-        return _rowcount(await pool.execute(Q["extend_lease"], job_id, worker, until)) == 1
+        return _rowcount(await pool.execute(Q["extend_lease"], job.id, job.lease, until)) == 1
 
-    async def save_progress(self, job_id: int, progress: dict[str, Any]) -> None:
-        pool = await self._connect()
-        await pool.execute(Q["save_progress"], job_id, json.dumps(progress))
+    async def save_progress(self, job: Job, progress: dict[str, Any]) -> None:
+        await self._fenced(job, "save_progress", json.dumps(progress))
 
-    async def finish(self, job_id: int, now: float) -> None:
-        pool = await self._connect()
-        await pool.execute(Q["finish_job"], job_id, now)
+    async def finish(self, job: Job, now: float) -> None:
+        await self._fenced(job, "finish_job", now)
 
-    async def retry(self, job_id: int, error: str, run_at: float) -> None:
-        pool = await self._connect()
-        await pool.execute(Q["retry_job"], job_id, error[:2000], run_at)
+    async def retry(self, job: Job, error: str, run_at: float) -> None:
+        await self._fenced(job, "retry_job", error[:2000], run_at)
 
-    async def fail(self, job_id: int, error: str, now: float, *, dead: bool) -> None:
-        pool = await self._connect()
-        state = "dead" if dead else "failed"
-        await pool.execute(Q["fail_job"], job_id, error[:2000], now, state)
+    async def fail(self, job: Job, error: str, now: float, *, dead: bool) -> None:
+        await self._fenced(job, "fail_job", error[:2000], now, "dead" if dead else "failed")
 
-    async def release(self, job_id: int) -> None:
-        pool = await self._connect()
-        await pool.execute(Q["release_job"], job_id)
+    async def release(self, job: Job) -> None:
+        await self._fenced(job, "release_job")
 
     async def next_run_at(self) -> float | None:
         pool = await self._connect()

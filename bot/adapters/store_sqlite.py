@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.adapters.sql import migrations, queries
-from bot.ports import Job, SessionRecord
+from bot.ports import Job, LostLease, SessionRecord
 
 T = TypeVar("T")
 Q = queries("sqlite")
@@ -212,16 +213,27 @@ class SQLiteStore:
         }
         await self._run(lambda db: db.execute(Q["insert_task"], params))
 
-    async def reschedule(self, job_id: int, run_at: float, now: float) -> None:
-        params = {"id": job_id, "run_at": run_at, "now": now}
-        await self._run(lambda db: db.execute(Q["reschedule_job"], params))
+    async def _fenced(self, job: Job, query: str, **values: Any) -> None:
+        params = {"id": job.id, "lease": job.lease, **values}
+        if not await self._run(lambda db: db.execute(Q[query], params).rowcount == 1):
+            raise LostLease(f"job {job.id}: the lease was taken over; {query} not written")
+
+    async def reschedule(self, job: Job, run_at: float, now: float) -> None:
+        await self._fenced(job, "reschedule_job", run_at=run_at, now=now)
 
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         def lease(db: sqlite3.Connection) -> Job | None:
             row = db.execute(Q["find_claimable"], {"now": now}).fetchone()
             if row is None:
                 return None
-            params = {"id": row[0], "worker": worker, "until": now + lease_seconds, "now": now}
+            lease = secrets.token_hex(16)
+            params = {
+                "id": row[0],
+                "worker": worker,
+                "until": now + lease_seconds,
+                "now": now,
+                "lease": lease,
+            }
             job_id, delivery_id, event, payload, attempts, progress, kind, created = db.execute(
                 Q["lease_job"], params
             ).fetchone()
@@ -230,6 +242,7 @@ class SQLiteStore:
             except ValueError as exc:
                 # A row no worker can read must not block the queue: set it aside.
                 failure = {"id": job_id, "error": f"unreadable job: {exc}", "now": now}
+                failure["lease"] = lease
                 db.execute(Q["fail_job"], {**failure, "state": "dead"})
                 return None
             return Job(
@@ -241,36 +254,30 @@ class SQLiteStore:
                 progress=notes,
                 kind=kind,
                 created_at=created,
+                lease=lease,
             )
 
         return await self._run(lease)
 
-    async def extend(self, job_id: int, worker: str, until: float) -> bool:
-        params = {"id": job_id, "worker": worker, "until": until}
+    async def extend(self, job: Job, until: float) -> bool:
+        params = {"id": job.id, "lease": job.lease, "until": until}
         return await self._run(lambda db: db.execute(Q["extend_lease"], params).rowcount == 1)
 
-    async def save_progress(self, job_id: int, progress: dict[str, Any]) -> None:
-        params = {"id": job_id, "progress": json.dumps(progress)}
-        await self._run(lambda db: db.execute(Q["save_progress"], params))
+    async def save_progress(self, job: Job, progress: dict[str, Any]) -> None:
+        await self._fenced(job, "save_progress", progress=json.dumps(progress))
 
-    async def finish(self, job_id: int, now: float) -> None:
-        await self._run(lambda db: db.execute(Q["finish_job"], {"id": job_id, "now": now}))
+    async def finish(self, job: Job, now: float) -> None:
+        await self._fenced(job, "finish_job", now=now)
 
-    async def retry(self, job_id: int, error: str, run_at: float) -> None:
-        params = {"id": job_id, "error": error[:2000], "run_at": run_at}
-        await self._run(lambda db: db.execute(Q["retry_job"], params))
+    async def retry(self, job: Job, error: str, run_at: float) -> None:
+        await self._fenced(job, "retry_job", error=error[:2000], run_at=run_at)
 
-    async def fail(self, job_id: int, error: str, now: float, *, dead: bool) -> None:
-        params = {
-            "id": job_id,
-            "error": error[:2000],
-            "now": now,
-            "state": "dead" if dead else "failed",
-        }
-        await self._run(lambda db: db.execute(Q["fail_job"], params))
+    async def fail(self, job: Job, error: str, now: float, *, dead: bool) -> None:
+        state = "dead" if dead else "failed"
+        await self._fenced(job, "fail_job", error=error[:2000], now=now, state=state)
 
-    async def release(self, job_id: int) -> None:
-        await self._run(lambda db: db.execute(Q["release_job"], {"id": job_id}))
+    async def release(self, job: Job) -> None:
+        await self._fenced(job, "release_job")
 
     async def next_run_at(self) -> float | None:
         def read(db: sqlite3.Connection) -> float | None:

@@ -9,76 +9,23 @@ reason, never passed silently.
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-import asyncpg
 import pytest
 
 from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
-from bot.adapters.store_postgres import PostgresStore, quote_ident
+from bot.adapters.store_postgres import PostgresStore
 from bot.adapters.store_sqlite import SQLiteStore
-from bot.ports import SessionRecord
-from tests.support.postgres import DEFAULT_DATABASE_URL, without_password
+from bot.ports import LostLease, SessionRecord
+from tests.support.stores import AnyStore, Backend
 
 pytestmark = pytest.mark.anyio
 
 NOW = 1_000.0
 LEASE = 30.0
-
-AnyStore = SQLiteStore | PostgresStore
-
-
-@dataclass
-class Backend:
-    """Where one test's data lives, and a way to open more stores on it (more replicas)."""
-
-    name: str
-    _open: Callable[[], AnyStore]
-    opened: list[AnyStore] = field(default_factory=list)
-
-    def open(self) -> AnyStore:
-        """A new store on the same database, not yet migrated."""
-        store = self._open()
-        self.opened.append(store)
-        return store
-
-    async def close_all(self) -> None:
-        for store in self.opened:
-            await store.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        path = str(tmp_path / "store.db")
-        sqlite = Backend("sqlite", lambda: SQLiteStore(path))
-        yield sqlite
-        await sqlite.close_all()
-        return
-
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        admin = await asyncpg.connect(url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(
-            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
-            "start it or point TEST_DATABASE_URL at one"
-        )
-    schema = f"t_{uuid.uuid4().hex}"
-    postgres = Backend("postgres", lambda: PostgresStore(url, schema=schema))
-    try:
-        await admin.execute(f"CREATE SCHEMA {quote_ident(schema)}")
-        yield postgres
-    finally:
-        await postgres.close_all()
-        await admin.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-        await admin.close()
 
 
 @pytest.fixture
@@ -184,7 +131,7 @@ async def test_a_job_with_a_live_lock_key_holds_back_the_next_one(store: AnyStor
     assert other is not None and other.delivery_id == "other"
     assert await store.claim("w", NOW + 5, LEASE) is None
 
-    await store.finish(first.id, NOW + 6)
+    await store.finish(first, NOW + 6)
     second = await store.claim("w", NOW + 6, LEASE)
     assert second is not None and second.delivery_id == "second"
 
@@ -202,8 +149,8 @@ async def test_an_expired_lease_is_reclaimed_and_the_old_worker_loses_it(
     assert again is not None
     assert again.id == job.id
     assert again.attempts == 2
-    assert await store.extend(job.id, "dead-worker", NOW + 100) is False
-    assert await store.extend(job.id, "other", NOW + 100) is True
+    assert await store.extend(job, NOW + 100) is False
+    assert await store.extend(again, NOW + 100) is True
     assert await store.claim("third", NOW + LEASE + 1, LEASE) is None  # extended
 
 
@@ -226,7 +173,7 @@ async def test_retry_requeues_the_job_for_its_run_at(store: AnyStore) -> None:
     job = await store.claim("w", NOW, LEASE)
     assert job is not None
 
-    await store.retry(job.id, "502 from GitHub", NOW + 60)
+    await store.retry(job, "502 from GitHub", NOW + 60)
 
     assert await store.job_counts() == {"queued": 1}
     assert await store.next_run_at() == NOW + 60
@@ -243,8 +190,8 @@ async def test_fail_buries_the_job_as_dead_or_failed(store: AnyStore) -> None:
     two = await store.claim("w", NOW, LEASE)
     assert one is not None and two is not None
 
-    await store.fail(one.id, "attempts used up", NOW + 1, dead=True)
-    await store.fail(two.id, "x" * 5000, NOW + 1, dead=False)
+    await store.fail(one, "attempts used up", NOW + 1, dead=True)
+    await store.fail(two, "x" * 5000, NOW + 1, dead=False)
 
     assert await store.job_counts() == {"dead": 1, "failed": 1}
     assert await store.claim("w", NOW + 10_000, LEASE) is None
@@ -256,14 +203,15 @@ async def test_release_gives_the_job_back_without_counting_an_attempt(store: Any
     job = await store.claim("w", NOW, LEASE)
     assert job is not None and job.attempts == 1
 
-    await store.release(job.id)
+    await store.release(job)
 
     assert await store.job_counts() == {"queued": 1}
     again = await store.claim("w2", NOW, LEASE)
     assert again is not None
     assert (again.id, again.attempts) == (job.id, 1)
-    await store.finish(again.id, NOW + 1)
-    await store.release(again.id)  # only a running job is released
+    await store.finish(again, NOW + 1)
+    with pytest.raises(LostLease):
+        await store.release(again)  # only a running job is released
     assert await store.job_counts() == {"done": 1}
 
 
@@ -280,10 +228,10 @@ async def test_next_run_at_is_the_earliest_due_time_or_lease_end(store: AnyStore
     await enqueue(store, "d2", now=NOW + 110)
     assert await store.next_run_at() == NOW + 110
 
-    await store.finish(job.id, NOW + 111)
+    await store.finish(job, NOW + 111)
     other = await store.claim("w", NOW + 111, LEASE)
     assert other is not None
-    await store.finish(other.id, NOW + 112)
+    await store.finish(other, NOW + 112)
     assert await store.next_run_at() is None
 
 
@@ -298,8 +246,8 @@ async def test_saved_progress_comes_back_with_the_job(store: AnyStore) -> None:
         "note": "caf\u00e9 \U0001f440 with a NUL \x00 inside",
     }
 
-    await store.save_progress(job.id, progress)
-    await store.release(job.id)
+    await store.save_progress(job, progress)
+    await store.release(job)
     again = await store.claim("w", NOW, LEASE)
 
     assert again is not None
@@ -373,8 +321,8 @@ async def test_a_rescheduled_task_is_queued_again_with_attempts_reset(store: Any
     await store.schedule("follow", {"n": 1}, None, NOW, NOW)
     job = await store.claim("w", NOW, LEASE)
     assert job is not None and job.attempts == 1
-    await store.save_progress(job.id, {"polls": 1})
-    await store.reschedule(job.id, NOW + 60, NOW)
+    await store.save_progress(job, {"polls": 1})
+    await store.reschedule(job, NOW + 60, NOW)
     assert await store.claim("w", NOW + 59, LEASE) is None
     again = await store.claim("w", NOW + 60, LEASE)
     assert again is not None
@@ -403,7 +351,7 @@ async def test_installations_repositories_and_jobs_feed_the_stats(store: AnyStor
     await store.enqueue("d3", "issue_comment", "created", body(3), None, NOW + 2)
     job = await store.claim("w", NOW + 5, LEASE)
     assert job is not None
-    await store.finish(job.id, NOW + 6)
+    await store.finish(job, NOW + 6)
     await store.claim("w", NOW + 5, LEASE)
 
     stats = await store.stats()
@@ -524,9 +472,9 @@ async def claim_all(
             if key in held:
                 overlaps.append(key)
             held.add(key)
-            assert await store.extend(job.id, name, NOW + 300.0) is True
+            assert await store.extend(job, NOW + 300.0) is True
             held.discard(key)
-            await store.finish(job.id, NOW + 1)
+            await store.finish(job, NOW + 1)
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
@@ -574,3 +522,38 @@ async def test_database_url_chooses_the_store(url: str, kind: type, tmp_path: Pa
 def test_an_unknown_database_url_is_refused() -> None:
     with pytest.raises(ValueError, match="DATABASE_URL"):
         open_store("mysql://db/tembo")
+
+
+async def test_a_worker_whose_lease_was_taken_over_can_write_nothing(store: AnyStore) -> None:
+    await enqueue(store, "d1")
+    paused = await store.claim("paused", NOW, LEASE)
+    assert paused is not None
+    holder = await store.claim("holder", NOW + LEASE, LEASE)  # the lease ran out
+    assert holder is not None and holder.id == paused.id
+
+    assert await store.extend(paused, NOW + LEASE + 60) is False
+    for write in (
+        store.save_progress(paused, {"reacted": True}),
+        store.finish(paused, NOW + LEASE + 1),
+        store.retry(paused, "late", NOW + LEASE + 1),
+        store.fail(paused, "late", NOW + LEASE + 1, dead=True),
+        store.reschedule(paused, NOW + LEASE + 60, NOW + LEASE + 1),
+        store.release(paused),
+    ):
+        with pytest.raises(LostLease):
+            await write
+
+    await store.save_progress(holder, {"reacted": True})
+    await store.finish(holder, NOW + LEASE + 2)
+    assert await store.job_counts() == {"done": 1}
+
+
+async def test_the_same_worker_claiming_again_gets_a_new_lease(store: AnyStore) -> None:
+    # A worker name is not a lease: the token of the first claim is dead after a re-claim.
+    await enqueue(store, "d1")
+    first = await store.claim("w", NOW, LEASE)
+    second = await store.claim("w", NOW + LEASE, LEASE)
+    assert first is not None and second is not None and first.lease != second.lease
+    with pytest.raises(LostLease):
+        await store.finish(first, NOW + LEASE + 1)
+    await store.finish(second, NOW + LEASE + 1)

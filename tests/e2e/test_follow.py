@@ -98,20 +98,20 @@ async def test_the_status_comment_follows_the_session_to_its_pull_request(world:
         {},  # nothing new
         {"state": "completed", "pull_requests": ["https://github.com/acme/web/pull/9"]},
     ]
-    assert world.status_comment().edits == 1  # the link
+    assert world.status_comment().edits == 0  # posted once, with the link
 
     await world.tick(31)
     assert "session started" in world.status_comment().body  # queued is no news
-    assert world.status_comment().edits == 1
+    assert world.status_comment().edits == 0
     await world.tick(61)
     assert "session working" in world.status_comment().body
     await world.tick(121)
-    assert world.status_comment().edits == 2  # no edit when nothing changed
+    assert world.status_comment().edits == 1  # no edit when nothing changed
     await world.tick(241)
     body = world.status_comment().body
     assert "session finished" in body and "https://github.com/acme/web/pull/9" in body
     assert (REPO, "issue", 1, "rocket") in github.reactions
-    assert world.status_comment().edits == 3
+    assert world.status_comment().edits == 2
 
     reads = len(tembo.reads)
     await world.tick(24 * 3600)
@@ -141,7 +141,7 @@ async def test_polls_slow_down_and_stop_after_seven_days(world: World) -> None:
     await world.tick(15 * 60 + 1)
     assert len(tembo.reads) == reads + 1  # the last read, then it stops
     assert await world.harness.runtime.store.job_counts("follow") == {"done": 1}
-    assert world.status_comment().edits == 2
+    assert world.status_comment().edits == 1
 
 
 async def test_a_follow_up_goes_to_the_running_session(world: World) -> None:

@@ -47,7 +47,7 @@ from tests.support.fakes.server import (
     wait_until,
 )
 from tests.support.fakes.tembo import FakeTembo
-from tests.support.postgres import DEFAULT_DATABASE_URL, without_password
+from tests.support.stores import DEFAULT_DATABASE_URL, without_password
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
 

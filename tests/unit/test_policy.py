@@ -6,8 +6,7 @@ import pytest
 
 from bot import policy
 from bot.commands import Command
-from bot.events import Comment, CommentEvent, Issue, IssueEvent, Repository, User
-from bot.handler import lock_key
+from bot.events import Comment, CommentEvent, Issue, IssueEvent, Repository, User, lock_key
 from bot.messages import MARKER
 from bot.ports import SessionRecord
 from bot.repo_config import RepoConfig

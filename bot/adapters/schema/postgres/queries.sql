@@ -73,55 +73,55 @@ SELECT EXISTS (
     WHERE lock_key = $1 AND id <> $2 AND state = 'running' AND locked_until > $3);
 
 -- name: lease_job
--- $1 id, $2 worker, $3 until, $4 now
+-- $1 id, $2 worker, $3 until, $4 now, $5 lease token
 UPDATE jobs
 SET state = 'running', attempts = attempts + 1, locked_by = $2,
-    locked_until = $3, updated_at = $4
+    locked_until = $3, lease_token = $5, updated_at = $4
 WHERE id = $1
 RETURNING id, delivery_id, event, payload, attempts, progress, kind, created_at;
 
 -- name: extend_lease
--- $1 id, $2 worker, $3 until
+-- $1 id, $2 lease token, $3 until
 UPDATE jobs SET locked_until = $3
-WHERE id = $1 AND locked_by = $2 AND state = 'running';
+WHERE id = $1 AND lease_token = $2 AND state = 'running';
 
 -- name: save_progress
--- $1 id, $2 progress (JSON text)
-UPDATE jobs SET progress = $2 WHERE id = $1;
+-- $1 id, $2 progress (JSON text), $3 lease token
+UPDATE jobs SET progress = $2 WHERE id = $1 AND lease_token = $3 AND state = 'running';
 
 -- name: finish_job
--- $1 id, $2 now
+-- $1 id, $2 now, $3 lease token
 UPDATE jobs
-SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $2
-WHERE id = $1;
+SET state = 'done', locked_by = NULL, locked_until = NULL, lease_token = NULL, updated_at = $2
+WHERE id = $1 AND lease_token = $3 AND state = 'running';
 
 -- name: retry_job
--- $1 id, $2 error, $3 run_at
+-- $1 id, $2 error, $3 run_at, $4 lease token
 UPDATE jobs
 SET state = 'queued', run_at = $3, last_error = $2,
-    locked_by = NULL, locked_until = NULL
-WHERE id = $1;
+    locked_by = NULL, locked_until = NULL, lease_token = NULL
+WHERE id = $1 AND lease_token = $4 AND state = 'running';
 
 -- name: fail_job
--- $1 id, $2 error, $3 now, $4 state ('failed' or 'dead')
+-- $1 id, $2 error, $3 now, $4 state ('failed' or 'dead'), $5 lease token
 UPDATE jobs
-SET state = $4, last_error = $2, locked_by = NULL, locked_until = NULL,
+SET state = $4, last_error = $2, locked_by = NULL, locked_until = NULL, lease_token = NULL,
     updated_at = $3
-WHERE id = $1;
+WHERE id = $1 AND lease_token = $5 AND state = 'running';
 
 -- name: reschedule_job
--- $1 id, $2 run_at, $3 now. A recurring job done for now: due again at run_at.
+-- $1 id, $2 run_at, $3 now, $4 lease token. A recurring job done for now: due again at run_at.
 UPDATE jobs
 SET state = 'queued', run_at = $2, attempts = 0, last_error = NULL,
-    locked_by = NULL, locked_until = NULL, updated_at = $3
-WHERE id = $1;
+    locked_by = NULL, locked_until = NULL, lease_token = NULL, updated_at = $3
+WHERE id = $1 AND lease_token = $4 AND state = 'running';
 
 -- name: release_job
--- $1 id
+-- $1 id, $2 lease token
 UPDATE jobs
 SET state = 'queued', attempts = GREATEST(attempts - 1, 0), locked_by = NULL,
-    locked_until = NULL
-WHERE id = $1 AND state = 'running';
+    locked_until = NULL, lease_token = NULL
+WHERE id = $1 AND lease_token = $2 AND state = 'running';
 
 -- name: next_run_at
 SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)

@@ -31,45 +31,46 @@ LIMIT 1;
 -- name: lease_job
 UPDATE jobs
 SET state = 'running', attempts = attempts + 1, locked_by = :worker,
-    locked_until = :until, updated_at = :now
+    locked_until = :until, lease_token = :lease, updated_at = :now
 WHERE id = :id
 RETURNING id, delivery_id, event, payload, attempts, progress, kind, created_at;
 
 -- name: extend_lease
 UPDATE jobs SET locked_until = :until
-WHERE id = :id AND locked_by = :worker AND state = 'running';
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: save_progress
-UPDATE jobs SET progress = :progress WHERE id = :id;
+UPDATE jobs SET progress = :progress
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: finish_job
 UPDATE jobs
-SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = :now
-WHERE id = :id;
+SET state = 'done', locked_by = NULL, locked_until = NULL, lease_token = NULL, updated_at = :now
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: retry_job
 UPDATE jobs
 SET state = 'queued', run_at = :run_at, last_error = :error,
-    locked_by = NULL, locked_until = NULL
-WHERE id = :id;
+    locked_by = NULL, locked_until = NULL, lease_token = NULL
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: fail_job
 UPDATE jobs
-SET state = :state, last_error = :error, locked_by = NULL, locked_until = NULL,
+SET state = :state, last_error = :error, locked_by = NULL, locked_until = NULL, lease_token = NULL,
     updated_at = :now
-WHERE id = :id;
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: reschedule_job
 -- A recurring job (following a session) done for now: due again at :run_at.
 UPDATE jobs
 SET state = 'queued', run_at = :run_at, attempts = 0, last_error = NULL,
-    locked_by = NULL, locked_until = NULL, updated_at = :now
-WHERE id = :id;
+    locked_by = NULL, locked_until = NULL, lease_token = NULL, updated_at = :now
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: release_job
 UPDATE jobs
-SET state = 'queued', attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_until = NULL
-WHERE id = :id AND state = 'running';
+SET state = 'queued', attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_until = NULL, lease_token = NULL
+WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: next_run_at
 SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)

@@ -1,0 +1,286 @@
+"""Dispatching: start a session for a trigger, post its link, start following it.
+
+Sessions come first. The 👀 reaction goes out beside the create, never before it, so the
+session never waits on GitHub's content budget; the status comment is posted once, with
+the link, when the session exists. A "starting…" comment is posted first only when the
+create is still not done after `STARTING_AFTER` seconds. In steady state a dispatch costs
+two content-creating calls: the reaction and the comment.
+
+Exactly once: every outside effect is in the journal before and after it happens; a create
+whose answer was lost is looked up on the platform before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import Any
+
+from bot import messages, policy, prompt
+from bot.actions import Context, Outcome, dispatch_id, react, react_failure
+from bot.actions.follow import FOLLOW_FIRST
+from bot.actions.status_comment import StatusComment
+from bot.events import job_lock
+from bot.journal import Progress
+from bot.logs import log
+from bot.ports import (
+    GitHubError,
+    MissingCredentials,
+    PlatformError,
+    Session,
+    SessionPlatform,
+    SessionRecord,
+    SessionRequest,
+)
+from bot.repo_config import RepoConfig
+
+logger = logging.getLogger("bot.actions.dispatch")
+# Long enough that most creates answer first (no extra comment), short enough that a
+# person watching the issue sees the app is on it.
+STARTING_AFTER = 3.0
+
+
+async def dispatch(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    fields: dict[str, Any],
+) -> Outcome:
+    found = decision.trigger
+    ident = dispatch_id(progress.job)
+    status = StatusComment(
+        ctx, progress, found.installation_id, found.repository.full_name, found.issue.number
+    )
+    try:
+        platform = ctx.platforms(decision.platform)
+    except MissingCredentials as exc:
+        return await _refused(ctx, progress, status, decision, str(exc), fields)
+
+    request = await build_request(ctx, decision, config, ident)
+    session = progress.journal.session
+    if session is None:
+        eyes = asyncio.create_task(_eyes(ctx, progress, found))
+        try:
+            session = await _create_announced(
+                ctx, progress, status, platform, request, found.sender.login
+            )
+        except PlatformError as exc:
+            await _settle(eyes, cancel=True)
+            if exc.transient:
+                raise
+            return await _refused(ctx, progress, status, decision, exc.message, fields, exc)
+        except BaseException:
+            await _settle(eyes, cancel=True)
+            raise
+        await _settle(eyes, cancel=False)
+        await progress.write(dataclasses.replace(progress.journal, session=session))
+    elif not progress.journal.reacted:
+        await _eyes(ctx, progress, found)
+
+    if not progress.journal.reported:
+        comment_id = await status.post(_link_comment(session, decision, request, ident))
+        # Recorded once its comment exists, so whoever edits the session next (the poller,
+        # a follow-up, a stop) finds the comment; recording twice is a no-op.
+        await _record(ctx, decision, request, session, ident, comment_id)
+        await progress.write(dataclasses.replace(progress.journal, reported=True))
+        if ctx.metrics is not None and progress.job.created_at:
+            ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
+    if platform.can_read and not progress.journal.following:
+        now = ctx.clock()
+        repo, number = found.repository.full_name, found.issue.number
+        follow = {
+            "dispatch_id": ident,
+            "repo": repo,
+            "issue": number,
+            "platform": decision.platform,
+            "started_at": now,
+        }
+        await ctx.store.schedule("follow", follow, job_lock(repo, number), now + FOLLOW_FIRST, now)
+        await progress.write(dataclasses.replace(progress.journal, following=True))
+    log(
+        logger,
+        "dispatch.created",
+        platform=decision.platform,
+        session_id=session.id,
+        url=session.url,
+        **fields,
+    )
+    return Outcome("done", session.url)
+
+
+async def _eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
+    if progress.journal.reacted:
+        return
+    await react(ctx, found, "eyes")
+    await progress.write(dataclasses.replace(progress.journal, reacted=True))
+
+
+async def _settle(task: asyncio.Task[None], *, cancel: bool) -> None:
+    """Wait for a side task; when the main step failed, cancel it and drop its error (the
+    journal says whether it happened, so a retry does it again if needed)."""
+    if cancel:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    else:
+        await task
+
+
+async def _create_announced(
+    ctx: Context,
+    progress: Progress,
+    status: StatusComment,
+    platform: SessionPlatform,
+    request: SessionRequest,
+    who: str,
+) -> Session:
+    """Create the session; if it takes longer than STARTING_AFTER, say so on the issue
+    meanwhile (best effort: the link comment follows either way)."""
+    creating = asyncio.create_task(create(ctx, progress, platform, request))
+    done, _ = await asyncio.wait({creating}, timeout=STARTING_AFTER)
+    if not done and status.comment_id is None:
+        with contextlib.suppress(GitHubError):
+            await status.post(messages.starting(platform.name, who, status.ident))
+    return await creating
+
+
+async def create(
+    ctx: Context, progress: Progress, platform: SessionPlatform, request: SessionRequest
+) -> Session:
+    """Create exactly once. A create whose outcome is unknown (counted before sending, so a
+    crash mid-call leaves it counted; back down on a definite answer) is first looked up on
+    the platform; a platform that cannot look up is sent to at most twice."""
+    journal = progress.journal
+    unknown = journal.creates_unknown
+    request = dataclasses.replace(request, first_sent_at=journal.first_sent_at or 0.0)
+    if unknown:
+        existing = await platform.find_session(request)
+        if existing is not None:
+            return existing
+        if not platform.can_find and unknown >= 2:
+            raise PlatformError(
+                f"{platform.name} did not answer twice and cannot be asked whether a "
+                "session was started, so it is not asked again (a session may exist: "
+                "check the platform before using `/tembo new`)"
+            )
+    first = journal.first_sent_at if journal.first_sent_at is not None else ctx.clock()
+    await progress.write(
+        dataclasses.replace(journal, creates_unknown=unknown + 1, first_sent_at=first)
+    )
+    try:
+        return await platform.create_session(request)
+    except PlatformError as exc:
+        if not exc.ambiguous:
+            await progress.write(dataclasses.replace(progress.journal, creates_unknown=unknown))
+        raise
+
+
+async def _record(
+    ctx: Context,
+    decision: policy.Dispatch,
+    request: SessionRequest,
+    session: Session,
+    ident: str,
+    comment_id: int,
+) -> None:
+    found = decision.trigger
+    view = messages.session_view(
+        session,
+        platform=decision.platform,
+        agent=request.agent,
+        branch=request.branch_name,
+        target=request.target_branch,
+    )
+    await ctx.store.record_session(
+        SessionRecord(
+            dispatch_id=ident,
+            repo=found.repository.full_name,
+            issue=found.issue.number,
+            platform=decision.platform,
+            session_id=session.id,
+            url=session.url,
+            created_at=ctx.clock(),
+            status=session.status,
+            comment_id=comment_id,
+            installation_id=found.installation_id,
+            view=view,
+        )
+    )
+
+
+def _link_comment(
+    session: Session, decision: policy.Dispatch, request: SessionRequest, ident: str
+) -> str:
+    if session.preview is not None:
+        return messages.dry_run(
+            session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
+        )
+    return messages.created(
+        session,
+        platform=decision.platform,
+        agent=request.agent,
+        branch=request.branch_name,
+        target=request.target_branch,
+        ident=ident,
+    )
+
+
+async def _refused(
+    ctx: Context,
+    progress: Progress,
+    status: StatusComment,
+    decision: policy.Dispatch,
+    reason: str,
+    fields: dict[str, Any],
+    error: PlatformError | None = None,
+) -> Outcome:
+    """The platform cannot be used or said no for good: say so where the link would be."""
+    await status.post(messages.failed(decision.platform, reason, ident=status.ident))
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+    await react_failure(ctx, decision.trigger)
+    log(
+        logger,
+        "dispatch.refused" if error else "dispatch.unconfigured",
+        logging.WARNING,
+        platform=decision.platform,
+        status=error.status if error else None,
+        error=reason,
+        **fields,
+    )
+    return Outcome("failed", reason)
+
+
+async def build_request(
+    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str
+) -> SessionRequest:
+    found = decision.trigger
+    comments = []
+    if config.include_comments and found.issue.comments > 0:
+        comments = [
+            c
+            for c in await ctx.github.list_comments(
+                found.installation_id, found.repository.full_name, found.issue.number
+            )
+            if c.id != found.comment_id
+        ]
+    plan = prompt.build(
+        issue=found.issue,
+        repository=found.repository,
+        comments=comments,
+        command=found.command,
+        requester=found.sender.login,
+        config=config,
+        dispatch_id=ident,
+    )
+    return SessionRequest(
+        dispatch_id=ident,
+        title=plan.title,
+        prompt=plan.prompt,
+        repository=found.repository,
+        target_branch=plan.target,
+        branch_name=plan.branch,
+        agent=decision.agent,
+    )

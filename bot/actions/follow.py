@@ -1,0 +1,61 @@
+"""Following a session: one poll, an edit of its status comment when a reader would see
+news, then the next poll at a longer interval, until the session ends or 7 days pass."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+from bot import policy
+from bot.actions import Context, Outcome, edit_view, find_record
+from bot.journal import Progress
+from bot.ports import GitHubError, Job, MissingCredentials, PlatformError
+
+# Polls 30 s after the session starts, then at doubling intervals up to 15 minutes.
+FOLLOW_FIRST = 30.0
+FOLLOW_CAP = 15 * 60.0
+FOLLOW_FOR = 7 * 24 * 3600.0
+
+
+async def follow(ctx: Context, job: Job, progress: Progress) -> Outcome:
+    data = job.payload
+    record = await find_record(ctx, data["repo"], data["issue"], data["dispatch_id"])
+    if record is None or record.status in policy.TERMINAL:
+        return Outcome("done", "nothing to follow")
+    try:
+        platform = ctx.platforms(record.platform)
+    except MissingCredentials as exc:
+        return Outcome("done", str(exc))
+    try:
+        state = await platform.get_session(record.session_id)
+    except PlatformError as exc:
+        if exc.transient:
+            raise
+        return Outcome("failed", f"stopped following: {exc.message}")
+    phase = state.phase
+    if phase == "queued" and record.view.get("phase") == "started":
+        phase = "started"  # nothing a reader would call news: save the edit
+    view = {
+        **record.view,
+        "phase": phase,
+        "pull_requests": sorted(
+            set(record.view.get("pull_requests", [])) | set(state.pull_requests)
+        ),
+        "reason": state.reason if state.phase in ("failed", "stopped") else "",
+    }
+    opened_pr = view["pull_requests"] and not record.view.get("pull_requests")
+    await edit_view(ctx, record, view, state.phase)
+    if opened_pr and record.installation_id is not None:
+        with contextlib.suppress(GitHubError):
+            await ctx.github.create_reaction(
+                record.installation_id, record.repo, content="rocket", issue=record.issue
+            )
+    now = ctx.clock()
+    if state.terminal:
+        return Outcome("done", f"session {state.phase}")
+    if now - float(data["started_at"]) > FOLLOW_FOR:
+        return Outcome("done", "followed for 7 days; stopped following")
+    polls = progress.journal.polls + 1
+    await progress.write(dataclasses.replace(progress.journal, polls=polls))
+    interval = min(FOLLOW_FIRST * 2**polls, FOLLOW_CAP)
+    return Outcome("again", f"session {state.phase}", run_at=now + interval)

@@ -1,0 +1,73 @@
+"""Stopping the issue's running sessions, by `/tembo stop` or by closing the issue as not
+planned; sessions whose platform cannot stop them are listed in one comment."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from bot import messages, policy
+from bot.actions import Context, Outcome, edit_view, react
+from bot.journal import Progress
+from bot.logs import log
+from bot.ports import MissingCredentials, PlatformError, SessionRecord
+
+logger = logging.getLogger("bot.actions.stop")
+
+
+def can(ctx: Context, platform: str, capability: str) -> bool:
+    """Whether the platform is configured here and offers `capability` (a flag)."""
+    try:
+        return bool(getattr(ctx.platforms(platform), capability))
+    except MissingCredentials:
+        return False
+
+
+async def stop(
+    ctx: Context, progress: Progress, decision: policy.Stop, fields: dict[str, Any]
+) -> Outcome:
+    found = decision.trigger
+    if found.comment_id is not None and not progress.journal.reacted:
+        await react(ctx, found, "eyes")
+        await progress.write(dataclasses.replace(progress.journal, reacted=True))
+    why = (
+        f"stopped by @{found.sender.login}"
+        if found.kind == "command"
+        else f"the issue was closed as not planned by @{found.sender.login}"
+    )
+    unstoppable: list[SessionRecord] = []
+    for record in decision.sessions:
+        if record.status == "stopped":
+            continue  # an earlier attempt of this job stopped it and said so
+        if record.dispatch_id not in progress.journal.stopped:
+            if not await _stop_one(ctx, record):
+                unstoppable.append(record)
+                continue
+            stopped = (*progress.journal.stopped, record.dispatch_id)
+            await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
+        view = {**record.view, "phase": "stopped", "reason": why}
+        await edit_view(ctx, record, view, "stopped")
+        log(logger, "session.stopped", session_id=record.session_id, **fields)
+    if unstoppable and not progress.journal.told_unstoppable:
+        await ctx.github.create_comment(
+            found.installation_id,
+            found.repository.full_name,
+            found.issue.number,
+            messages.cannot_stop(unstoppable),
+        )
+        await progress.write(dataclasses.replace(progress.journal, told_unstoppable=True))
+    return Outcome("done", why)
+
+
+async def _stop_one(ctx: Context, record: SessionRecord) -> bool:
+    """Stop one session; False when its platform cannot (or refuses for good)."""
+    if not can(ctx, record.platform, "can_stop"):
+        return False
+    try:
+        await ctx.platforms(record.platform).stop_session(record.session_id)
+    except PlatformError as exc:
+        if exc.transient:
+            raise
+        return False
+    return True

@@ -1,0 +1,134 @@
+"""A job's journal: what it has already done outside, so a retried or resumed job never
+repeats a side effect (a reaction, a comment, a session).
+
+`Journal` is a frozen, typed record; `load`/`dump` are the one place it meets the store's
+JSON, including rows written before it had a version. `Progress` holds one job's journal
+and writes each change through the store, fenced by the job's lease. Changes are made with
+`dataclasses.replace(progress.journal, field=…)`, which mypy checks: a misspelt field is a
+type error, never a silent new key.
+
+It must not decide anything: the actions read it and say what changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.ports import Job, Session, Store
+
+VERSION = 2
+PinKind = Literal["dispatch", "follow_up", "stop"]
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A decision that acts on a platform, recorded so the job's retries carry it out
+    unchanged (deciding again would see the job's own doing as facts)."""
+
+    kind: PinKind
+    platform: str = ""  # dispatch
+    agent: str | None = None  # dispatch
+    sessions: tuple[str, ...] = ()  # follow_up (one) and stop: dispatch ids
+
+
+@dataclass(frozen=True)
+class Journal:
+    version: int = VERSION
+    pin: Pin | None = None
+    # Reactions and replies
+    reacted: bool = False
+    reply_reacted: bool = False
+    replied: bool = False
+    # The status comment: pending is set before it is posted, so a crash in between makes
+    # the next attempt look for it instead of posting a second one.
+    status_comment_id: int | None = None
+    status_comment_pending: bool = False
+    # Creating the session: how many creates may have reached the platform without a
+    # definite answer, and when the first was sent (how far back a lookup must read).
+    creates_unknown: int = 0
+    first_sent_at: float | None = None
+    session: Session | None = None
+    platform_steps: Mapping[str, str] = field(default_factory=dict)
+    reported: bool = False
+    following: bool = False
+    # Follow-ups and stops
+    message_sent: bool = False
+    stopped: tuple[str, ...] = ()
+    told_unstoppable: bool = False
+    # Following: polls so far (the interval doubles with each)
+    polls: int = 0
+
+
+def load(data: Mapping[str, Any]) -> Journal:
+    """A journal from the store's JSON; rows from before versioning (no `version`) too."""
+    known = {f.name for f in dataclasses.fields(Journal)}
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+    if int(data.get("version", 1)) < 2:
+        # Version 1 kept the pinned decision as a dict under "decision".
+        old = data.get("decision")
+        if isinstance(old, dict):
+            kind = old.get("kind", "dispatch")
+            sessions = old.get("sessions") or ([old["session"]] if old.get("session") else [])
+            values["pin"] = Pin(
+                kind=kind,
+                platform=str(old.get("platform") or ""),
+                agent=old.get("agent"),
+                sessions=tuple(sessions),
+            )
+    elif isinstance(values.get("pin"), dict):
+        pin = values["pin"]
+        values["pin"] = Pin(**{**pin, "sessions": tuple(pin.get("sessions") or ())})
+    if isinstance(values.get("session"), dict):
+        values["session"] = Session(**values["session"])
+    if "stopped" in values:
+        values["stopped"] = tuple(values["stopped"] or ())
+    if "platform_steps" in values:
+        values["platform_steps"] = dict(values["platform_steps"] or {})
+    values["version"] = VERSION
+    return Journal(**values)
+
+
+def dump(journal: Journal) -> dict[str, Any]:
+    data = dataclasses.asdict(journal)
+    data["platform_steps"] = dict(journal.platform_steps)
+    return data
+
+
+class Progress:
+    """One job's journal, written through to the store on every change.
+
+    Writes are serialised and always save the newest journal, so two steps of one job
+    running side by side (the reaction and the create) never lose each other's changes.
+    A write after the lease was taken over raises `LostLease`.
+    """
+
+    def __init__(self, job: Job, store: Store) -> None:
+        self.job = job
+        self.store = store
+        self.journal = load(job.progress)
+        self._lock = asyncio.Lock()
+
+    async def write(self, journal: Journal) -> None:
+        self.journal = journal
+        async with self._lock:
+            await self.store.save_progress(self.job, dump(self.journal))
+
+
+class JournalSteps:
+    """`ports.Steps` for a multi-step create, kept in the journal (so in the store): a
+    retry on any replica resumes at the step that failed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def get(self, key: str) -> str | None:
+        return self._progress.journal.platform_steps.get(key)
+
+    async def put(self, key: str, value: str) -> None:
+        journal = self._progress.journal
+        steps = {**journal.platform_steps, key: value}
+        await self._progress.write(dataclasses.replace(journal, platform_steps=steps))
