@@ -78,6 +78,9 @@ class Worker:
             if self._stopping:
                 slots.release()
                 break
+            # Cleared before looking, never after: a job that ends while we look sets it
+            # again, and the sleep below returns at once instead of a poll interval later.
+            self._wake.clear()
             try:
                 job = await self.store.claim(self.name, self.clock(), self.lease_seconds)
             except Exception:
@@ -106,7 +109,6 @@ class Worker:
         await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
 

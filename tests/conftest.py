@@ -6,15 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.app import create_app
 from bot.settings import Secret, Settings
-from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair
-from tests.support.fakes import route
+from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, running
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
 from tests.support.stores import Backend, open_backend
@@ -71,13 +68,8 @@ def settings(tmp_path: Path, app_key: KeyPair, github: FakeGitHub, tembo: FakeTe
 async def harness(
     settings: Settings, github: FakeGitHub, tembo: FakeTembo
 ) -> AsyncIterator[Harness]:
-    http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
-    app = create_app(settings, http=http, content_per_minute=0)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Harness(app, client, github, tembo)
-    await http.aclose()
+    async with running(settings, github, tembo) as harness:
+        yield harness
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

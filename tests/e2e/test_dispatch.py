@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from bot.messages import MARKER
+from bot.settings import Settings
 from tests.support import payloads
-from tests.support.app import Harness
-from tests.support.fakes.github import APP_LOGIN
-from tests.support.fakes.tembo import schema_errors
+from tests.support.app import Harness, running
+from tests.support.fakes.github import APP_LOGIN, FakeGitHub
+from tests.support.fakes.tembo import FakeTembo, schema_errors
 
 pytestmark = pytest.mark.anyio
 REPO = "Codertocat/Hello-World"
@@ -74,14 +75,25 @@ async def test_command_comment_dispatches_with_its_text_as_the_request(harness: 
     assert (REPO, "comment", 492700400, "eyes") in harness.github.reactions
 
 
-async def test_agent_comes_from_tembo_agent_when_set(
+async def test_no_agent_is_sent_when_neither_config_nor_tembo_agent_names_one(
     harness: Harness,
 ) -> None:
     give_write(harness)
-    harness.runtime.settings  # noqa: B018 - the fixture's settings have no TEMBO_AGENT
+    assert harness.runtime.settings.tembo_agent is None
     await harness.deliver("issues", payloads.labeled())
     await harness.settle()
     assert "agent" not in harness.tembo.requests[0]
+
+
+async def test_agent_comes_from_tembo_agent_when_set(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    agent = "claudeCode:claude-opus-4-5"
+    async with running(settings.replace(tembo_agent=agent), github, tembo) as harness:
+        give_write(harness)
+        await harness.deliver("issues", payloads.labeled())
+        await harness.settle()
+    assert tembo.requests[0]["agent"] == agent
 
 
 @pytest.mark.parametrize(

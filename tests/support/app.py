@@ -4,9 +4,11 @@ the real app in-process (with its worker) talking to the fakes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,9 @@ import httpx
 from starlette.applications import Starlette
 
 from bot import webhook
-from bot.app import Runtime, runtime_of
+from bot.app import Runtime, create_app, runtime_of
+from bot.settings import Settings
+from tests.support.fakes import route
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
 
@@ -74,3 +78,17 @@ class Harness:
         worker = self.runtime.worker
         assert worker is not None
         await asyncio.wait_for(worker.idle.wait(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> AsyncIterator[Harness]:
+    """The real app with its worker, wired to the fakes, for the length of the block."""
+    http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
+    app = create_app(settings, http=http, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Harness(app, client, github, tembo)
+    await http.aclose()

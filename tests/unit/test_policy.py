@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot import policy
@@ -190,3 +192,71 @@ def test_lock_key_of_a_malformed_payload_is_none(payload: dict[str, object]) -> 
 
 def test_lock_key_is_the_issue() -> None:
     assert lock_key({"repository": {"full_name": "a/b"}, "issue": {"number": 7}}) == "a/b#7"
+
+
+def closed(reason: str | None, sender: User = ALICE) -> IssueEvent:
+    issue = Issue(7, "Bug", "", ISSUE.html_url, User("alice"), state_reason=reason)
+    return IssueEvent("closed", issue, REPO, sender, 1)
+
+
+def found_close(reason: str = "not_planned") -> policy.Trigger:
+    result = policy.trigger(closed(reason), RepoConfig())
+    assert isinstance(result, policy.Trigger)
+    return result
+
+
+@pytest.mark.parametrize("reason", ["completed", None, "reopened"])
+def test_closing_other_than_not_planned_is_ignored(reason: str | None) -> None:
+    assert isinstance(policy.trigger(closed(reason), RepoConfig()), policy.Ignore)
+
+
+def test_closing_as_not_planned_stops_the_live_sessions_only() -> None:
+    live, old = record(60), record(25 * 3600)
+    ended = dataclasses.replace(record(30), dispatch_id="e", status="finished")
+    facts = policy.Facts("write", (old, live, ended), NOW)
+    result = policy.decide(found_close(), RepoConfig(), facts)
+    assert result == policy.Stop(found_close(), (live,))
+
+
+def test_closing_as_not_planned_without_a_live_session_is_ignored() -> None:
+    result = policy.decide(found_close(), RepoConfig(), policy.Facts("write", (), NOW))
+    assert isinstance(result, policy.Ignore)
+
+
+def test_closing_without_the_permission_is_ignored_without_a_reply() -> None:
+    result = policy.decide(found_close(), RepoConfig(), policy.Facts("read", (record(60),), NOW))
+    assert isinstance(result, policy.Ignore)
+
+
+def test_stop_command_stops_every_live_session() -> None:
+    one, two = record(60), dataclasses.replace(record(30), dispatch_id="d2")
+    result = policy.decide(
+        found("/tembo stop"), RepoConfig(), policy.Facts("write", (one, two), NOW)
+    )
+    assert isinstance(result, policy.Stop) and result.sessions == (one, two)
+
+
+def test_stop_command_without_a_live_session_is_answered() -> None:
+    result = policy.decide(found("/tembo stop"), RepoConfig(), policy.Facts("write", (), NOW))
+    assert isinstance(result, policy.Reply)
+
+
+def test_text_for_a_running_session_that_takes_messages_is_a_follow_up() -> None:
+    running = record(60)
+    facts = policy.Facts("write", (running,), NOW, messageable=frozenset({"tembo"}))
+    result = policy.decide(found("/tembo also fix the docs"), RepoConfig(), facts)
+    assert result == policy.FollowUp(found("/tembo also fix the docs"), running)
+
+
+@pytest.mark.parametrize(
+    ("body", "messageable"),
+    [
+        ("/tembo also fix the docs", frozenset()),  # the platform takes no messages
+        ("/tembo", frozenset({"tembo"})),  # no text to send
+    ],
+)
+def test_no_follow_up_without_text_or_a_platform_that_takes_it(
+    body: str, messageable: frozenset[str]
+) -> None:
+    facts = policy.Facts("write", (record(60),), NOW, messageable=messageable)
+    assert isinstance(policy.decide(found(body), RepoConfig(), facts), policy.Reply)

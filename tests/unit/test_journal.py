@@ -1,0 +1,78 @@
+"""The job journal: typed, versioned, and still able to read rows written before it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bot.journal import VERSION, Journal, Pin, dump, load
+from bot.ports import Session
+
+# A delivery job's progress as the code before the typed journal wrote it (a dispatch
+# interrupted after its create went out, with the status comment posted).
+VERSION_1_DISPATCH = {
+    "decision": {"kind": "dispatch", "platform": "tembo", "agent": "claudeCode:claude-opus-4-5"},
+    "reacted": True,
+    "status_comment_pending": True,
+    "status_comment_id": 1234,
+    "creates_unknown": 1,
+    "first_sent_at": 1_800_000_000.5,
+    "session": {
+        "id": "s1",
+        "url": "https://app.tembo.io/sessions/s1",
+        "status": "",
+        "preview": None,
+    },
+}
+
+
+def test_a_version_1_dispatch_row_loads_with_every_step_it_recorded() -> None:
+    journal = load(VERSION_1_DISPATCH)
+    assert journal.pin == Pin("dispatch", platform="tembo", agent="claudeCode:claude-opus-4-5")
+    assert (journal.reacted, journal.status_comment_id, journal.status_comment_pending) == (
+        True,
+        1234,
+        True,
+    )
+    assert (journal.creates_unknown, journal.first_sent_at) == (1, 1_800_000_000.5)
+    assert journal.session == Session("s1", "https://app.tembo.io/sessions/s1")
+    assert journal.version == VERSION
+
+
+@pytest.mark.parametrize(
+    ("old", "pin"),
+    [
+        ({"kind": "follow_up", "session": "gh-1"}, Pin("follow_up", sessions=("gh-1",))),
+        ({"kind": "stop", "sessions": ["gh-1", "gh-2"]}, Pin("stop", sessions=("gh-1", "gh-2"))),
+        ({"platform": "agen", "agent": None}, Pin("dispatch", platform="agen")),
+    ],
+)
+def test_version_1_pinned_decisions_load(old: dict[str, object], pin: Pin) -> None:
+    assert load({"decision": old}).pin == pin
+
+
+def test_version_1_follow_and_stop_rows_load() -> None:
+    assert load({"polls": 3}).polls == 3
+    journal = load({"reacted": True, "stopped": ["gh-1"], "told_unstoppable": True})
+    assert journal.stopped == ("gh-1",) and journal.told_unstoppable
+
+
+def test_an_empty_row_is_a_new_journal() -> None:
+    assert load({}) == Journal()
+
+
+def test_a_journal_survives_its_round_trip_through_json() -> None:
+    journal = Journal(
+        pin=Pin("stop", sessions=("gh-1",)),
+        session=Session("s1", "https://x/s1", "queued"),
+        platform_steps={"recoup.session": "abc"},
+        stopped=("gh-1",),
+        creates_unknown=2,
+    )
+    assert load(dump(journal)) == journal
+
+
+def test_a_misspelt_field_is_refused_not_stored() -> None:
+    with pytest.raises(TypeError):
+        dataclasses.replace(Journal(), reactd=True)  # type: ignore[call-arg]
