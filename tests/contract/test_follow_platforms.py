@@ -30,6 +30,7 @@ from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.recoup import FakeRecoup
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.steps import MemorySteps
 
 pytestmark = pytest.mark.anyio
 
@@ -83,7 +84,7 @@ class Rig:
     session_id: str = ""
 
     async def start(self) -> str:
-        self.session_id = (await self.platform.create_session(session_request())).id
+        self.session_id = (await self.platform.create_session(session_request(), MemorySteps())).id
         return self.session_id
 
     def requests_sent(self) -> int:
@@ -186,7 +187,7 @@ async def test_dry_run_follows_nothing_and_sends_nothing() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(nothing_leaves)) as http:
         platform = DryRunPlatform(TemboPlatform(http, "key", "https://api.tembo.io"))
-        session = await platform.create_session(session_request())
+        session = await platform.create_session(session_request(), MemorySteps())
         for call in (
             platform.get_session(session.id),
             platform.send_message(session.id, "more", "d-2"),

@@ -7,21 +7,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.adapters.platforms import platform_factory
 from bot.adapters.platforms.agen import AgenPlatform
 from bot.adapters.platforms.dry_run import DryRunPlatform
 from bot.adapters.platforms.magnet import MagnetPlatform
 from bot.adapters.platforms.recoup import RecoupPlatform
 from bot.adapters.platforms.tembo import TemboPlatform
 from bot.events import Repository
+from bot.platforms import platform_factory
 from bot.ports import MissingCredentials, PlatformError, SessionRequest
-from bot.settings import Secret, Settings
+from bot.settings import PlatformEnv, Settings
 from tests.support.fakes import agen as agen_fake
 from tests.support.fakes import magnet as magnet_fake
 from tests.support.fakes import recoup as recoup_fake
@@ -29,10 +29,11 @@ from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.recoup import FakeRecoup
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.steps import MemorySteps
 
 pytestmark = pytest.mark.anyio
 
-DEFAULTS = Settings()
+DEFAULTS = PlatformEnv.of()
 REPO = Repository(
     full_name="acme/web-app",
     html_url="https://github.com/acme/web-app",
@@ -106,11 +107,11 @@ def adapter(name: str, fake: Any, http: httpx.AsyncClient, base_url: str | None 
     if name == "tembo":
         return TemboPlatform(http, fake.api_key, base)
     if name == "recoup":
-        return RecoupPlatform(http, fake.api_key, base, DEFAULTS.recoup_chat_url)
+        return RecoupPlatform(http, fake.api_key, base, DEFAULTS.require("RECOUP_CHAT_URL"))
     if name == "agen":
-        return AgenPlatform(http, fake.api_key, base, DEFAULTS.agen_session_url)
+        return AgenPlatform(http, fake.api_key, base, DEFAULTS.require("AGEN_SESSION_URL"))
     return MagnetPlatform(
-        http, fake.cookie, fake.organization_id, base, DEFAULTS.magnet_session_url
+        http, fake.cookie, fake.organization_id, base, DEFAULTS.require("MAGNET_SESSION_URL")
     )
 
 
@@ -120,6 +121,8 @@ class Rig:
     fake: Any
     http: httpx.AsyncClient
     platform: Any
+    # The job's journal: shared by every adapter this rig makes, as the store shares it.
+    steps: MemorySteps = field(default_factory=MemorySteps)
 
     def again(self, base_url: str | None = None) -> Any:
         """Another adapter on the same fake: a restarted process, or another base URL."""
@@ -177,7 +180,9 @@ def platform_error(name: str, status: int, message: str) -> dict[str, Any]:
 async def test_tembo_sends_the_documented_body_and_links_html_url() -> None:
     fake = FakeTembo()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("tembo", fake, http).create_session(session_request())
+        session = await adapter("tembo", fake, http).create_session(
+            session_request(), MemorySteps()
+        )
     assert fake.requests == [
         {
             "prompt": session_request().prompt,
@@ -193,7 +198,9 @@ async def test_tembo_sends_the_documented_body_and_links_html_url() -> None:
 async def test_recoup_creates_the_session_then_sends_the_prompt_to_its_chat() -> None:
     fake = FakeRecoup()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("recoup", fake, http).create_session(session_request())
+        session = await adapter("recoup", fake, http).create_session(
+            session_request(), MemorySteps()
+        )
     [created] = fake.sessions
     [chat] = fake.chats
     assert fake.requests == [
@@ -224,7 +231,7 @@ async def test_agen_creates_the_session_then_sends_the_prompt_tagged_with_the_di
     fake = FakeAgen()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         session = await adapter("agen", fake, http).create_session(
-            session_request(agent="claude-sonnet-4-5")
+            session_request(agent="claude-sonnet-4-5"), MemorySteps()
         )
     [created] = fake.sessions
     assert fake.requests == [
@@ -246,7 +253,9 @@ async def test_agen_creates_the_session_then_sends_the_prompt_tagged_with_the_di
 async def test_magnet_creates_with_the_browser_cookie_and_links_the_session() -> None:
     fake = FakeMagnet()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("magnet", fake, http).create_session(session_request())
+        session = await adapter("magnet", fake, http).create_session(
+            session_request(), MemorySteps()
+        )
     assert fake.requests == [
         (
             "POST",
@@ -268,7 +277,7 @@ async def test_magnet_accepts_the_cookie_pasted_with_its_name() -> None:
     fake = FakeMagnet()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         platform = MagnetPlatform(http, f"__session={fake.cookie}", "org_abc123", fake.base_url)
-        session = await platform.create_session(session_request())
+        session = await platform.create_session(session_request(), MemorySteps())
     assert session.id == fake.sessions[0]["id"]
 
 
@@ -279,7 +288,7 @@ async def test_magnet_accepts_the_cookie_pasted_with_its_name() -> None:
 async def test_a_400_shows_the_platforms_own_words(rig: Rig) -> None:
     rig.on_create(reply(400, platform_error(rig.name, 400, "the repository is archived")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.status == 400
     assert not raised.value.transient
     assert "the repository is archived" in raised.value.message
@@ -288,7 +297,7 @@ async def test_a_400_shows_the_platforms_own_words(rig: Rig) -> None:
 async def test_a_refused_credential_is_permanent_and_names_the_variable(rig: Rig) -> None:
     rig.refuse_credentials()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.status == 401
     assert not raised.value.transient
     assert CREDENTIAL[rig.name] in raised.value.message
@@ -297,7 +306,7 @@ async def test_a_refused_credential_is_permanent_and_names_the_variable(rig: Rig
 async def test_a_403_is_permanent_and_says_what_is_missing(rig: Rig) -> None:
     rig.on_create(reply(403, platform_error(rig.name, 403, "Forbidden")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.status == 403
     assert not raised.value.transient
     assert FORBIDDEN[rig.name] in raised.value.message
@@ -306,7 +315,7 @@ async def test_a_403_is_permanent_and_says_what_is_missing(rig: Rig) -> None:
 async def test_a_404_points_at_the_base_url(rig: Rig) -> None:
     platform = rig.again(base_url=f"{rig.fake.base_url}/v9")
     with pytest.raises(PlatformError) as raised:
-        await platform.create_session(session_request())
+        await platform.create_session(session_request(), MemorySteps())
     assert raised.value.status == 404
     assert not raised.value.transient
     assert BASE_URL_VARIABLE[rig.name] in raised.value.message
@@ -315,7 +324,7 @@ async def test_a_404_points_at_the_base_url(rig: Rig) -> None:
 async def test_a_429_is_retried_after_the_platforms_delay(rig: Rig) -> None:
     rig.on_create(reply(429, platform_error(rig.name, 429, "slow down"), **{"Retry-After": "7"}))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert raised.value.retry_after == 7.0
     assert not raised.value.ambiguous
@@ -324,7 +333,7 @@ async def test_a_429_is_retried_after_the_platforms_delay(rig: Rig) -> None:
 async def test_a_500_is_transient(rig: Rig) -> None:
     rig.on_create(reply(500, platform_error(rig.name, 500, "Internal server error")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert not raised.value.ambiguous
 
@@ -332,7 +341,7 @@ async def test_a_500_is_transient(rig: Rig) -> None:
 async def test_a_timeout_after_sending_is_transient_and_ambiguous(rig: Rig) -> None:
     rig.on_create(raise_(httpx.ReadTimeout))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert raised.value.ambiguous
 
@@ -340,7 +349,7 @@ async def test_a_timeout_after_sending_is_transient_and_ambiguous(rig: Rig) -> N
 async def test_an_unreachable_platform_is_transient_and_not_ambiguous(rig: Rig) -> None:
     rig.on_create(raise_(httpx.ConnectError))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert not raised.value.ambiguous
 
@@ -357,7 +366,7 @@ async def test_magnet_refusals_tell_the_operator_what_to_do(status: int, words: 
     fake = FakeMagnet(fault=reply(status, {"error": "nope"}))
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         with pytest.raises(PlatformError) as raised:
-            await adapter("magnet", fake, http).create_session(session_request())
+            await adapter("magnet", fake, http).create_session(session_request(), MemorySteps())
     assert raised.value.status == status
     assert not raised.value.transient
     assert words in raised.value.message
@@ -390,13 +399,13 @@ async def test_a_failed_prompt_is_retried_without_a_second_session(rig: Rig) -> 
     fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
     request = session_request()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     assert raised.value.transient
     assert "was created but the prompt could not be sent" in raised.value.message
     # The worker looks before it creates again; the half-made session is not "found"...
     assert await rig.platform.find_session(request) is None
     # ...so it calls create_session, which only sends the prompt.
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
     assert prompts_sent(rig) == [request.prompt]
 
@@ -405,7 +414,7 @@ async def test_a_failed_prompt_is_retried_without_a_second_session(rig: Rig) -> 
 async def test_a_refused_prompt_is_permanent_and_links_the_session(rig: Rig) -> None:
     fail_prompt_once(rig, reply(400, platform_error(rig.name, 400, "prompt too long")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert not raised.value.transient
     assert rig.fake.sessions[0]["id"] in raised.value.message
 
@@ -419,9 +428,9 @@ async def test_agen_prompt_whose_answer_was_lost_is_not_sent_twice(rig: Rig) -> 
     fail_prompt_once(rig, delivered_then_lost)
     request = session_request()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     assert raised.value.ambiguous
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert prompts_sent(rig) == [request.prompt]
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
 
@@ -433,10 +442,10 @@ async def test_agen_session_unprompted_before_a_restart_is_prompted_not_duplicat
     fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
     request = session_request()
     with pytest.raises(PlatformError):
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     restarted = rig.again()
     assert await restarted.find_session(request) is None
-    session = await restarted.create_session(request)
+    session = await restarted.create_session(request, rig.steps)
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
     assert prompts_sent(rig) == [request.prompt]
 
@@ -450,26 +459,28 @@ async def test_agen_lost_create_answer_is_reconciled_not_repeated(rig: Rig) -> N
     rig.on_create(created_then_lost)
     request = session_request()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     assert raised.value.ambiguous
     rig.fake.fault = None
     assert await rig.platform.find_session(request) is None
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
     assert prompts_sent(rig) == [request.prompt]
 
 
 @pytest.mark.parametrize("rig", ["agen"], indirect=True)
 async def test_agen_finds_a_started_session_by_branch_and_dispatch(rig: Rig) -> None:
-    mine = await rig.platform.create_session(session_request())
-    await rig.platform.create_session(session_request("gh-later"))  # same issue, same branch
+    mine = await rig.platform.create_session(session_request(), rig.steps)
+    await rig.platform.create_session(
+        session_request("gh-later"), rig.steps
+    )  # same issue, same branch
     assert await rig.again().find_session(session_request()) == mine
 
 
 @pytest.mark.parametrize("rig", ["recoup"], indirect=True)
 async def test_recoup_finds_only_what_this_process_started(rig: Rig) -> None:
     request = session_request()
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert await rig.platform.find_session(request) == session
     # No list call: after a restart a lost answer may duplicate (README, Recoup).
     assert await rig.again().find_session(request) is None
@@ -495,9 +506,9 @@ async def test_a_session_whose_answer_was_lost_is_found_by_its_dispatch_id(rig: 
     request = session_request()
     create_then_lose_the_answer(rig)
     with pytest.raises(PlatformError):
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     rig.fake.fault = None
-    await rig.platform.create_session(session_request("gh-later"))
+    await rig.platform.create_session(session_request("gh-later"), rig.steps)
     found = await rig.platform.find_session(request)
     assert found is not None
     assert found.id == rig.fake.sessions[0]["id"]
@@ -530,7 +541,7 @@ async def test_magnet_finds_nothing_when_its_reads_refuse_the_cookie() -> None:
     fake = FakeMagnet()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         platform = adapter("magnet", fake, http)
-        await platform.create_session(session_request())
+        await platform.create_session(session_request(), MemorySteps())
         fake.reads_accept_cookie = False
         assert await platform.find_session(session_request()) is None
 
@@ -547,7 +558,7 @@ async def test_dry_run_sends_nothing_and_previews_the_tembo_request() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(nothing_leaves)) as http:
         tembo = TemboPlatform(http, "tembo-secret-key", "https://api.tembo.io")
         platform = DryRunPlatform(tembo)
-        session = await platform.create_session(request)
+        session = await platform.create_session(request, MemorySteps())
         assert await platform.find_session(request) is None
     assert (session.id, session.url, session.status) == ("dry-run-gh-delivery-1", "", "dry-run")
     assert session.preview is not None
@@ -564,9 +575,10 @@ async def test_dry_run_sends_nothing_and_previews_the_tembo_request() -> None:
 # The factory
 
 
-def factory(**settings: Any) -> Callable[[str], Any]:
+def factory(**variables: str) -> Callable[[str], Any]:
     unused = httpx.MockTransport(lambda request: httpx.Response(500))
-    return platform_factory(Settings(**settings), httpx.AsyncClient(transport=unused))
+    settings = Settings(platform_env=PlatformEnv.of(**variables))
+    return platform_factory(settings, httpx.AsyncClient(transport=unused))
 
 
 @pytest.mark.parametrize(
@@ -581,13 +593,13 @@ def test_a_platform_without_its_key_names_the_variable(name: str, variable: str)
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"magnet_organization_id": "org_1"}, "MAGNET_SESSION_COOKIE is not set"),
-        ({"magnet_session_cookie": Secret("c")}, "MAGNET_ORGANIZATION_ID is not set"),
+        ({"MAGNET_ORGANIZATION_ID": "org_1"}, "MAGNET_SESSION_COOKIE is not set"),
+        ({"MAGNET_SESSION_COOKIE": "c"}, "MAGNET_ORGANIZATION_ID is not set"),
         ({}, "MAGNET_SESSION_COOKIE and MAGNET_ORGANIZATION_ID are not set"),
     ],
 )
 def test_magnet_without_a_browser_session_says_why_one_is_needed(
-    settings: dict[str, Any], named: str
+    settings: dict[str, str], named: str
 ) -> None:
     with pytest.raises(MissingCredentials) as raised:
         factory(**settings)("magnet")
@@ -608,11 +620,11 @@ def test_an_unknown_platform_is_refused() -> None:
 
 def test_each_platform_is_built_once_so_its_memory_outlives_a_job() -> None:
     make = factory(
-        tembo_api_key=Secret("t"),
-        recoup_api_key=Secret("r"),
-        agen_api_key=Secret("a"),
-        magnet_session_cookie=Secret("c"),
-        magnet_organization_id="org_1",
+        TEMBO_API_KEY="t",
+        RECOUP_API_KEY="r",
+        AGEN_API_KEY="a",
+        MAGNET_SESSION_COOKIE="c",
+        MAGNET_ORGANIZATION_ID="org_1",
     )
     kinds = {
         "tembo": TemboPlatform,

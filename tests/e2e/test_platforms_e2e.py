@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.app import create_app
-from bot.settings import Secret, Settings
+from bot.settings import Settings
 from tests.support import payloads
 from tests.support.app import Harness
 from tests.support.fakes import route
@@ -33,14 +33,14 @@ class Platforms:
         self.magnet = FakeMagnet()
 
     def settings(self, base: Settings) -> Settings:
-        return base.replace(
-            recoup_api_key=Secret(self.recoup.api_key),
-            recoup_base_url=self.recoup.base_url,
-            agen_api_key=Secret(self.agen.api_key),
-            agen_base_url=self.agen.base_url,
-            magnet_session_cookie=Secret(self.magnet.cookie),
-            magnet_organization_id=self.magnet.organization_id,
-            magnet_base_url=self.magnet.base_url,
+        return base.with_platform_env(
+            RECOUP_API_KEY=self.recoup.api_key,
+            RECOUP_BASE_URL=self.recoup.base_url,
+            AGEN_API_KEY=self.agen.api_key,
+            AGEN_BASE_URL=self.agen.base_url,
+            MAGNET_SESSION_COOKIE=self.magnet.cookie,
+            MAGNET_ORGANIZATION_ID=self.magnet.organization_id,
+            MAGNET_BASE_URL=self.magnet.base_url,
         )
 
     def hosts(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from bot.adapters.platforms.transport import send, session_from
-from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "magnet"
 LABEL = "Magnet"
@@ -77,6 +77,8 @@ class MagnetPlatform:
         organization_id: str,
         base_url: str = "https://magnet.run",
         session_url: str = "https://magnet.run/sessions/{id}",
+        *,
+        api_key: str | None = None,
     ) -> None:
         self._http = http
         # Accept the cookie as copied from a browser, with or without its name.
@@ -85,6 +87,7 @@ class MagnetPlatform:
         self.base_url = base_url.rstrip("/")
         self.session_url = session_url
         self._explain = explain(organization_id)
+        self._api_key = api_key
 
     def _headers(self) -> dict[str, str]:
         return {"Cookie": f"{COOKIE}={self._cookie}", "Accept": "application/json"}
@@ -101,7 +104,7 @@ class MagnetPlatform:
             body["model"] = request.agent
         return body
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         data = await send(
             self._http,
             LABEL,

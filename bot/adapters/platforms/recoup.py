@@ -63,6 +63,7 @@ from bot.ports import (
     Session,
     SessionRequest,
     SessionState,
+    Steps,
     is_transient_status,
 )
 
@@ -159,7 +160,7 @@ class RecoupPlatform:
             "isNewBranch": True,
         }
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         created = self._undelivered.get(request.dispatch_id)
         if created is None:
             data = await send(

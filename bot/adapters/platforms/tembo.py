@@ -26,12 +26,15 @@ session, so the three follow calls stay together in the Public API.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+
+if TYPE_CHECKING:
+    from bot.settings import PlatformEnv
 
 NAME = "tembo"
 CREATE_PATH = "/session/create"
@@ -90,11 +93,14 @@ class TemboPlatform:
         api_key: str,
         base_url: str = "https://api.tembo.io",
         default_agent: str | None = None,
+        *,
+        api: str = "legacy",
     ) -> None:
         self._http = http
         self._key = api_key
         self.base_url = base_url.rstrip("/")
         self.default_agent = default_agent
+        self.api = api
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
@@ -112,7 +118,7 @@ class TemboPlatform:
             body["agent"] = agent
         return body
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         data = await send(
             self._http,
             "Tembo",
@@ -253,3 +259,44 @@ def _created_at(item: Any) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+async def probe(env: PlatformEnv, http: httpx.AsyncClient) -> tuple[bool, str]:
+    """`python -m bot check`: a cheap authenticated read. Tembo documents no call made
+    only to test a key, so a 404 here means the key cannot be verified without creating
+    a session."""
+    base = env.require("TEMBO_BASE_URL")
+    api = env.require("TEMBO_API")
+    using = f"TEMBO_API={api}"
+    try:
+        await send(
+            http,
+            "Tembo",
+            "GET",
+            f"{base}{LIST_PATH}",
+            headers={
+                "Authorization": f"Bearer {env.require('TEMBO_API_KEY')}",
+                "Accept": "application/json",
+            },
+            params={"limit": 1},
+        )
+    except PlatformError as exc:
+        status = exc.status
+        if status is None:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else exc.message
+            return False, f"TEMBO_BASE_URL {base} cannot be reached ({cause})"
+        if status in (401, 403):
+            return False, (
+                f"TEMBO_API_KEY was refused by {base} ({status}): create a new key in "
+                "Tembo's settings and set TEMBO_API_KEY"
+            )
+        if status == 404:
+            return False, (
+                f"TEMBO_BASE_URL {base} has no GET {LIST_PATH} (404): check TEMBO_BASE_URL "
+                "(https://api.tembo.io); the key cannot be verified without creating a session"
+            )
+        return False, (
+            f"Tembo answered {status} to GET {LIST_PATH}; the key could not be verified, "
+            "try again later"
+        )
+    return True, f"TEMBO_API_KEY accepted by {base} (GET {LIST_PATH}); {using}"
