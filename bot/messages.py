@@ -50,7 +50,7 @@ def session_view(
         "phase": "started",
         "pull_requests": [],
         "reason": "",
-        "notes": [],
+        "notes": list(session.notes),
     }
 
 

@@ -118,6 +118,8 @@ class Session:
     status: str = ""
     # dry-run only: the request that would have been sent, secrets redacted.
     preview: str | None = None
+    # What a maintainer should know from the start (shown in the status comment).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -195,33 +195,31 @@ async def test_tembo_sends_the_documented_body_and_links_html_url() -> None:
     assert session.url == fake.sessions[0]["htmlUrl"]
 
 
-async def test_recoup_creates_the_session_then_sends_the_prompt_to_its_chat() -> None:
+async def test_recoup_creates_the_session_clones_the_issues_repository_then_prompts() -> None:
     fake = FakeRecoup()
+    steps = MemorySteps()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("recoup", fake, http).create_session(
-            session_request(), MemorySteps()
-        )
+        session = await adapter("recoup", fake, http).create_session(session_request(), steps)
     [created] = fake.sessions
     [chat] = fake.chats
-    assert fake.requests == [
-        (
-            "POST",
-            "/api/sessions",
-            {
-                "title": "Fix the login bug",
-                "repoOwner": "acme",
-                "repoName": "web-app",
-                "branch": BRANCH,
-                "cloneUrl": REPO.clone_url,
-                "isNewBranch": True,
-            },
-        ),
-        (
-            "POST",
-            "/api/chat/runs",
-            {"prompt": session_request().prompt, "sessionId": created["id"], "chatId": chat["id"]},
-        ),
+    [workflow] = fake.workflows
+    assert fake.requests[:2] == [
+        ("POST", "/api/sessions", {"title": "Fix the login bug"}),
+        ("POST", "/api/sandbox", {"repoUrl": REPO.html_url, "sessionId": created["id"]}),
     ]
+    assert fake.requests[2][:2] == ("POST", "/api/chat")
+    assert fake.sandboxes == {created["id"]: REPO.html_url}
+    assert (workflow["chatId"], workflow["sessionId"]) == (chat["id"], created["id"])
+    [message] = workflow["messages"]
+    assert message["role"] == "user"
+    assert message["parts"] == [{"type": "text", "text": session_request().prompt}]
+    assert [key for key, _ in steps.writes] == [
+        "recoup.chat",
+        "recoup.session",
+        "recoup.sandbox",
+        "recoup.prompt",
+    ]
+    assert session.notes == ()
     assert session.id == created["id"]
     assert session.url == f"https://chat.recoupable.com/sessions/{created['id']}/chats/{chat['id']}"
     assert session.status == "running"
@@ -380,7 +378,7 @@ def fail_prompt_once(rig: Rig, answer: Fault) -> None:
     failures = [answer]
 
     def fault(request: httpx.Request) -> httpx.Response | None:
-        is_prompt = request.url.path.endswith(("/messages", "/chat/runs"))
+        is_prompt = request.url.path.endswith("/messages") or request.url.path == "/api/chat"
         if request.method == "POST" and is_prompt and failures:
             return failures.pop()(request)
         return None
@@ -390,7 +388,7 @@ def fail_prompt_once(rig: Rig, answer: Fault) -> None:
 
 def prompts_sent(rig: Rig) -> list[str]:
     if isinstance(rig.fake, FakeRecoup):
-        return [run["prompt"] for run in rig.fake.runs]
+        return [m["parts"][0]["text"] for w in rig.fake.workflows for m in w["messages"]]
     return [p for s in rig.fake.sessions for p in rig.fake.prompts(s["id"])]
 
 
@@ -401,7 +399,7 @@ async def test_a_failed_prompt_is_retried_without_a_second_session(rig: Rig) -> 
     with pytest.raises(PlatformError) as raised:
         await rig.platform.create_session(request, rig.steps)
     assert raised.value.transient
-    assert "was created but the prompt could not be sent" in raised.value.message
+    assert "was created but" in raised.value.message
     # The worker looks before it creates again; the half-made session is not "found"...
     assert await rig.platform.find_session(request) is None
     # ...so it calls create_session, which only sends the prompt.
@@ -477,13 +475,97 @@ async def test_agen_finds_a_started_session_by_branch_and_dispatch(rig: Rig) -> 
     assert await rig.again().find_session(session_request()) == mine
 
 
+def fail_once(rig: Rig, path: str, answer: Fault) -> None:
+    failures = [answer]
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == path and failures:
+            return failures.pop()(request)
+        return None
+
+    rig.fake.fault = fault
+
+
 @pytest.mark.parametrize("rig", ["recoup"], indirect=True)
-async def test_recoup_finds_only_what_this_process_started(rig: Rig) -> None:
+@pytest.mark.parametrize("step", ["/api/sandbox", "/api/chat"])
+async def test_recoup_resumes_at_the_failed_step_on_another_replica(rig: Rig, step: str) -> None:
+    fail_once(rig, step, reply(503, platform_error("recoup", 503, "busy")))
     request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.transient and not raised.value.ambiguous
+    # Another process, the same journal: no second session, no second sandbox.
+    replica = rig.again()
+    assert await replica.find_session(request) is None
+    session = await replica.create_session(request, rig.steps)
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+    asked = [path for method, path, _ in rig.fake.requests if path == "/api/sandbox"]
+    assert len(asked) == (2 if step == "/api/sandbox" else 1)
+    assert rig.fake.sandbox_calls == 1
+    assert prompts_sent(rig) == [request.prompt]
+    # Every step done: a retry after a crash returns the session and sends nothing.
+    sent = len(rig.fake.requests)
+    assert await rig.again().create_session(request, rig.steps) == session
+    assert len(rig.fake.requests) == sent
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_sandbox_whose_answer_was_lost_is_safe_to_ask_again(rig: Rig) -> None:
+    def made_then_lost(request: httpx.Request) -> httpx.Response | None:
+        rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    fail_once(rig, "/api/sandbox", made_then_lost)
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.transient and not raised.value.ambiguous
+    session = await rig.again().create_session(request, rig.steps)
+    assert list(rig.fake.sandboxes) == [session.id]
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_prompt_whose_answer_was_lost_is_ambiguous(rig: Rig) -> None:
+    def started_then_lost(request: httpx.Request) -> httpx.Response | None:
+        rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    fail_once(rig, "/api/chat", started_then_lost)
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.ambiguous
+    # Sent again while the agent runs: Recoup hands back the running workflow.
     session = await rig.platform.create_session(request, rig.steps)
-    assert await rig.platform.find_session(request) == session
-    # No list call: after a restart a lost answer may duplicate (README, Recoup).
-    assert await rig.again().find_session(request) is None
+    assert prompts_sent(rig) == [request.prompt]
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_waits_for_a_sandbox_not_yet_initialized(rig: Rig) -> None:
+    fail_once(
+        rig, "/api/chat", reply(400, platform_error("recoup", 400, "Sandbox not initialized"))
+    )
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.transient
+    assert "not active yet" in raised.value.message
+    await rig.platform.create_session(request, rig.steps)
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_private_repository_needs_recoups_token(rig: Rig) -> None:
+    private = dataclasses.replace(REPO, private=True)
+    request = dataclasses.replace(session_request(), repository=private)
+    session = await rig.platform.create_session(request, rig.steps)
+    assert any("server-side GitHub token" in note for note in session.notes)
+    fail_once(rig, "/api/sandbox", reply(502, platform_error("recoup", 502, "Failed")))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request("gh-2"), MemorySteps())
+    assert "server-side GitHub token" in raised.value.message
 
 
 # ---------------------------------------------------------------------------
@@ -645,9 +727,15 @@ def test_each_platform_is_built_once_so_its_memory_outlives_a_job() -> None:
 @pytest.mark.parametrize(
     ("fake", "path", "headers", "body"),
     [
-        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"prompt": "x"}),
-        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"isNewBranch": "y"}),
-        (FakeRecoup(), "/api/chat/runs", {"x-api-key": "recoup-test-key"}, {"messages": []}),
+        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"repoOwner": "x"}),
+        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"artistId": "y"}),
+        (
+            FakeRecoup(),
+            "/api/sandbox",
+            {"x-api-key": "recoup-test-key"},
+            {"repoUrl": "https://gitlab.com/acme/web-app"},
+        ),
+        (FakeRecoup(), "/api/chat", {"x-api-key": "recoup-test-key"}, {"messages": []}),
         (FakeAgen(), "/api/v1/sessions", {"x-api-key": "agen-test-key"}, {"auto_commit": True}),
         (FakeAgen(), "/api/v1/sessions", {"x-api-key": "agen-test-key"}, {"branch_name": 3}),
         (
