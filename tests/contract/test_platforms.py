@@ -773,9 +773,16 @@ def test_magnet_fake_refuses_an_api_key_for_creating() -> None:
     assert magnet_fake.failure(400, "x").json() == {"error": "x"}
 
 
+def no_search(request: httpx.Request) -> httpx.Response | None:
+    if request.url.path == "/session/search":
+        return httpx.Response(404, json={"error": "Not found"})
+    return None
+
+
 async def test_tembo_lookup_reads_back_to_the_first_send_however_deep() -> None:
+    """Where Tembo has no search, the list is read back to the first send."""
     clock = [1_800_000_000.0]
-    fake = FakeTembo(clock=lambda: clock[0])
+    fake = FakeTembo(clock=lambda: clock[0], fault=no_search)
     request = dataclasses.replace(session_request("gh-lost"), first_sent_at=clock[0])
     fake.create({"prompt": request.prompt})  # the session whose answer was lost...
     for n in range(700):  # ...buried under a burst of others
@@ -789,3 +796,106 @@ async def test_tembo_lookup_reads_back_to_the_first_send_however_deep() -> None:
         assert await tembo.find_session(missing) is None
     assert found is not None and found.id == fake.sessions[0]["id"]
     assert blind is None  # five pages only
+    assert tembo.last_lookup == "list"
+
+
+async def test_tembo_looks_a_lost_answer_up_with_search_before_any_list() -> None:
+    fake = FakeTembo()
+    request = session_request("gh-lost")
+    fake.create({"prompt": request.prompt})
+    for n in range(300):
+        fake.create({"prompt": f"other {n}"})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = TemboPlatform(http, fake.api_key, fake.base_url)
+        found = await tembo.find_session(request)
+        assert tembo.last_lookup == "search"
+        assert await tembo.find_session(session_request("gh-never-sent")) is None
+    assert found is not None and found.id == fake.sessions[0]["id"]
+    assert ("GET", "/session/list") not in fake.calls
+    assert fake.calls.count(("GET", "/session/search")) == 2
+
+
+def v1_tembo(fake: FakeTembo, http: httpx.AsyncClient) -> TemboPlatform:
+    return TemboPlatform(http, fake.api_key, fake.base_url, api="v1")
+
+
+async def test_tembo_v1_creates_with_our_id_on_the_enabled_repository() -> None:
+    fake = FakeTembo()
+    repo_id = fake.enable(REPO.full_name)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = v1_tembo(fake, http)
+        session = await tembo.create_session(session_request(), MemorySteps())
+        await tembo.create_session(session_request("gh-2"), MemorySteps())
+    assert fake.requests[0] == {
+        "id": tembo.v1_id("gh-delivery-1"),
+        "description": session_request().prompt,
+        "codeRepositoryIds": [repo_id],
+        "baseBranch": "main",
+        "targetBranch": "main",
+        "branchName": BRANCH,
+    }
+    assert session.id == tembo.v1_id("gh-delivery-1")
+    assert session.url == f"https://app.tembo.io/sessions/{session.id}"
+    # The repository's id is asked once, then kept.
+    assert fake.calls.count(("GET", "/v1/repositories")) == 1
+    assert not [call for call in fake.calls if call[1].startswith("/session/")]
+
+
+async def test_tembo_v1_lost_answer_is_settled_by_reading_our_id() -> None:
+    fake = FakeTembo()
+    fake.enable(REPO.full_name)
+    request = session_request()
+
+    def created_then_lost(http_request: httpx.Request) -> httpx.Response | None:
+        if http_request.url.path == "/v1/sessions" and http_request.method == "POST":
+            fake.create_v1(json.loads(http_request.content))
+            raise httpx.ReadTimeout("answer lost", request=http_request)
+        return None
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = v1_tembo(fake, http)
+        assert await tembo.find_session(request) is None  # 404: never made, safe to send
+        fake.fault = created_then_lost
+        with pytest.raises(PlatformError) as raised:
+            await tembo.create_session(request, MemorySteps())
+        assert raised.value.ambiguous
+        fake.fault = None
+        found = await tembo.find_session(request)
+        # Sent again anyway (another replica that did not look): 409, and it is ours.
+        again = await v1_tembo(fake, http).create_session(request, MemorySteps())
+    assert found is not None and found.id == tembo.v1_id(request.dispatch_id)
+    assert again == found
+    assert len(fake.sessions) == 1
+    assert not [call for call in fake.calls if call[1].startswith("/session/")]
+
+
+async def test_tembo_v1_without_the_repository_enabled_says_so() -> None:
+    fake = FakeTembo()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        with pytest.raises(PlatformError) as raised:
+            await v1_tembo(fake, http).create_session(session_request(), MemorySteps())
+    assert not raised.value.transient
+    assert "no enabled repository acme/web-app" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": "x"},
+        {"description": ""},
+        {"description": "x", "repositories": ["https://github.com/a/b"]},
+        {"description": "x", "id": "gh-1"},
+        {"description": "x", "codeRepositoryIds": ["not-a-uuid"]},
+    ],
+)
+def test_tembo_v1_fake_refuses_what_the_schema_refuses(body: dict[str, Any]) -> None:
+    fake = FakeTembo()
+    answer = fake(
+        httpx.Request(
+            "POST",
+            f"{fake.base_url}/v1/sessions",
+            headers={"Authorization": f"Bearer {fake.api_key}"},
+            json=body,
+        )
+    )
+    assert answer.status_code == 400

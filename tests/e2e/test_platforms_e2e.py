@@ -3,6 +3,7 @@ platform, through the real app and each platform's contract fake."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -182,3 +183,36 @@ async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_a
     assert workflow["sessionId"] == session["id"]
     assert "dispatch-id: gh-" in workflow["messages"][0]["parts"][0]["text"]
     assert session["id"] in comment.body
+
+
+async def test_tembo_v1_lost_answer_through_the_app_makes_one_session_and_reads_no_list(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    tembo.enable(REPO)
+    lost = [True]
+
+    def created_then_lost(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/sessions" and lost:
+            lost.clear()
+            tembo.create_v1(json.loads(request.content))
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return None
+
+    tembo.fault = created_then_lost
+    http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
+    app = create_app(settings.with_platform_env(TEMBO_API="v1"), http=http, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            harness = Harness(app, client, github, tembo)
+            github.permissions[(REPO, "Codertocat")] = "write"
+            await harness.deliver("issues", payloads.labeled(repo=REPO))
+            await harness.settle()
+            [comment] = github.app_comments()
+            counts = await harness.runtime.store.job_counts("delivery")
+    await http.aclose()
+    assert counts == {"done": 1}
+    [session] = tembo.sessions
+    assert session["htmlUrl"] in comment.body
+    assert ("GET", f"/v1/sessions/{session['id']}") in tembo.calls
+    assert not [call for call in tembo.calls if call[1].startswith("/session/")]
