@@ -628,6 +628,17 @@ async def test_magnet_finds_nothing_when_its_reads_refuse_the_cookie() -> None:
         assert await platform.find_session(session_request()) is None
 
 
+async def test_magnet_reads_with_its_api_key_where_the_cookie_is_refused() -> None:
+    fake = FakeMagnet(reads_accept_cookie=False)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        platform = MagnetPlatform(
+            http, fake.cookie, fake.organization_id, fake.base_url, api_key=fake.api_key
+        )
+        session = await platform.create_session(session_request(), MemorySteps())
+        assert await platform.find_session(session_request()) == session
+        assert (await platform.get_session(session.id)).phase == "working"
+
+
 # ---------------------------------------------------------------------------
 # dry-run
 
