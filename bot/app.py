@@ -21,10 +21,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import platforms as registry
 from bot import policy, webhook
 from bot.actions import Context
 from bot.adapters.github import GitHubClient
-from bot.adapters.platforms import platform_factory
 from bot.adapters.store import open_store
 from bot.events import lock_key
 from bot.handler import Handler
@@ -92,12 +92,7 @@ def create_app(
         observe = http_observer(
             metrics,
             settings.github_api_url,
-            {
-                "tembo": settings.tembo_base_url,
-                "recoup": settings.recoup_base_url,
-                "agen": settings.agen_base_url,
-                "magnet": settings.magnet_base_url,
-            },
+            registry.base_urls(settings),
         )
         client.event_hooks["response"].append(observe)
         github = GitHubClient(
@@ -114,7 +109,7 @@ def create_app(
             ctx = Context(
                 github=github,
                 store=the_store,
-                platforms=platforms or platform_factory(settings, client),
+                platforms=platforms or registry.platform_factory(settings, client),
                 clock=clock,
                 metrics=metrics,
             )

@@ -117,7 +117,7 @@ def replay(settings: Settings, since: str, dry_run: bool) -> int:
 
 
 def check(settings: Settings) -> int:
-    from bot.check import run_checks
+    from bot.operator.check import run_checks
 
     return asyncio.run(run_checks(settings))
 

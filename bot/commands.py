@@ -12,23 +12,41 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bot import platforms
+
 KEYS = ("agent", "branch", "target", "platform", "new")
 SUBCOMMANDS = ("help", "status", "stop")
 
-USAGE = """\
-`{command} [key=value …] [what to do]` starts a session on this issue.
+
+def _platform_usage() -> tuple[str, str]:
+    """The `platform=` choices, and one line per platform from its registry entry."""
+    names = [f"`{p.name}`" for p in platforms.REGISTRY]
+    choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+    lines = []
+    for p in platforms.REGISTRY:
+        can = [w for flag, w in ((p.can_message, "follow-ups"), (p.can_stop, "stop")) if flag]
+        lines.append(f"- `{p.name}`: {p.usage}" + (f" ({', '.join(can)})" if can else ""))
+    return choices, "\n".join(lines)
+
+
+_CHOICES, _PLATFORM_LINES = _platform_usage()
+
+USAGE = f"""\
+`{{command}} [key=value …] [what to do]` starts a session on this issue.
 
 | key | meaning |
 |---|---|
 | `agent=…` | the agent to use, e.g. `claudeCode:claude-opus-4-5` |
 | `branch=…` | the branch the agent works on (quote values with spaces: `branch="a b"`) |
 | `target=…` | the branch the pull request goes to |
-| `platform=…` | `tembo`, `recoup`, `agen`, `magnet` or `dry-run` |
+| `platform=…` | {_CHOICES} |
 | `new` | start a new session even if one is running for this issue |
 
-`{command} help` shows this, `{command} status` lists this issue's sessions, `{command} stop`
-stops the running one. While a session runs, `{command} <text>` sends it the text where its
-platform takes messages."""
+`{{command}} help` shows this, `{{command}} status` lists this issue's sessions,
+`{{command}} stop` stops the running one. While a session runs, `{{command}} <text>` sends it
+the text where its platform takes messages.
+
+{_PLATFORM_LINES}"""
 
 _TOKEN = re.compile(
     r"""\s*(?P<key>[A-Za-z_][\w-]*)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S*))"""

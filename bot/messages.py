@@ -7,18 +7,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bot import platforms
 from bot.commands import USAGE
+from bot.platforms import display_name
 from bot.ports import Session, SessionRecord
 from bot.repo_config import ConfigError, RepoConfig
 
 MARKER = "<!-- tembo-dispatch -->"
-PLATFORM_NAMES = {
-    "tembo": "Tembo",
-    "recoup": "Recoup",
-    "agen": "Agen",
-    "magnet": "Magnet",
-    "dry-run": "dry run",
-}
 
 
 def has_marker(body: str) -> bool:
@@ -36,7 +31,7 @@ def dispatch_marker(ident: str) -> str:
 
 
 def starting(platform: str, who: str, ident: str) -> str:
-    name = PLATFORM_NAMES.get(platform, platform)
+    name = display_name(platform)
     return _with_marker(f"⏳ Starting a {name} session for @{who}…", ident)
 
 
@@ -55,7 +50,7 @@ def session_view(
         "phase": "started",
         "pull_requests": [],
         "reason": "",
-        "notes": [],
+        "notes": list(session.notes),
     }
 
 
@@ -70,7 +65,7 @@ _PHASES = {
 
 
 def status_comment(view: dict[str, Any], ident: str) -> str:
-    name = PLATFORM_NAMES.get(view["platform"], view["platform"])
+    name = display_name(view["platform"])
     icon, word = _PHASES.get(view["phase"], ("🛠️", view["phase"]))
     url = view["url"]
     head = f"{icon} {name} session {word}: [{url}]({url})"
@@ -100,7 +95,7 @@ def created(
 
 
 def follow_up_failed(record: SessionRecord, reason: str) -> str:
-    name = PLATFORM_NAMES.get(record.platform, record.platform)
+    name = display_name(record.platform)
     return _with_marker(
         f"😕 Could not send the follow-up to the {name} session [{record.url}]({record.url}): "
         f"{reason}"
@@ -108,10 +103,7 @@ def follow_up_failed(record: SessionRecord, reason: str) -> str:
 
 
 def cannot_stop(records: Sequence[SessionRecord]) -> str:
-    lines = [
-        f"- [{r.url or r.session_id}]({r.url}) on {PLATFORM_NAMES.get(r.platform, r.platform)}"
-        for r in records
-    ]
+    lines = [f"- [{r.url or r.session_id}]({r.url}) on {display_name(r.platform)}" for r in records]
     return _with_marker(
         "These sessions cannot be stopped from here; stop them on their platform:\n\n"
         + "\n".join(lines)
@@ -132,8 +124,8 @@ def dry_run(request_text: str, *, branch: str, target: str, ident: str) -> str:
 
 
 def failed(platform: str, reason: str, *, ident: str) -> str:
-    name = PLATFORM_NAMES.get(platform)
-    what = f"a {name} session" if name else "the session"
+    entry = platforms.get(platform)
+    what = f"a {entry.display} session" if entry else "the session"
     return _with_marker(f"😕 Could not start {what}: {reason}", ident)
 
 
@@ -174,9 +166,7 @@ def status(records: Sequence[SessionRecord], now: float | None = None) -> str:
     for record in records:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.created_at))
         link = f"[{record.session_id}]({record.url})" if record.url else record.session_id
-        lines.append(
-            f"| {link} | {PLATFORM_NAMES.get(record.platform, record.platform)} | {started} |"
-        )
+        lines.append(f"| {link} | {display_name(record.platform)} | {started} |")
     return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines))
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot import messages
+from bot import messages, platforms
 from bot.commands import Command, CommandError, mentions, parse
 from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
 from bot.ports import SessionRecord
@@ -170,7 +170,7 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
             return Reply(messages.nothing_to_stop(), reaction="confused")
         return Stop(found, tuple(live))
     platform = (command.platform if command else None) or config.platform
-    if platform not in messages.PLATFORM_NAMES:
+    if platforms.get(platform) is None:
         return Reply(messages.usage(config, f"unknown platform `{platform}`"), reaction="confused")
     forced = command is not None and command.new
     if config.one_session_per_issue and not forced and live:

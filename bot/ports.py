@@ -118,6 +118,8 @@ class Session:
     status: str = ""
     # dry-run only: the request that would have been sent, secrets redacted.
     preview: str | None = None
+    # What a maintainer should know from the start (shown in the status comment).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,29 @@ class SessionState:
         return self.phase in ("finished", "failed", "stopped")
 
 
+class Steps(Protocol):
+    """A dispatch's notes for a create that takes several calls (Recoup: session, sandbox,
+    chat). Kept in the job's journal in the store, so a retry on any replica, after any
+    crash, resumes at the step that failed instead of redoing the ones that succeeded.
+    A single-call create ignores it."""
+
+    def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str) -> None:
+        """Record `value` durably before returning."""
+        ...
+
+
 class SessionPlatform(Protocol):
     name: str
     # Whether find_session can see sessions made by earlier processes. Without it, a
     # create whose answer was lost is sent again at most once (it may duplicate).
     can_find: bool
 
-    async def create_session(self, request: SessionRequest) -> Session:
-        """Start a session. Raises `PlatformError` (transient or not, maybe ambiguous)."""
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
+        """Start a session. Raises `PlatformError` (transient or not, maybe ambiguous).
+
+        `steps` is this dispatch's journal of finished steps (see `Steps`)."""
         ...
 
     async def find_session(self, request: SessionRequest) -> Session | None:

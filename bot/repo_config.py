@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from bot.settings import PLATFORMS, Settings
+from bot.platforms import NAMES as PLATFORMS
+from bot.settings import Settings
 
 PATH = ".github/tembo.yml"
 ORG_REPO = ".github"  # Probot's convention: org-wide defaults live in the org's .github repo

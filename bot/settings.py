@@ -3,6 +3,9 @@
 Owns every environment variable of DESIGN.md. Nothing else in the package reads
 `os.environ`; the rest receives a `Settings`. Secrets are wrapped in `Secret` so a
 stray `repr()` or log line cannot print them.
+
+Platform variables are not fields here: each platform declares its own in its
+`bot.platforms` entry, and `from_env` reads every declared one into `platform_env`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PLATFORMS = ("tembo", "recoup", "agen", "magnet", "dry-run")
+from bot import platforms
+
+PLATFORMS = platforms.NAMES
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -61,6 +66,78 @@ class Secret:
         return self.value
 
 
+class PlatformEnv:
+    """Every variable the platforms declare (`bot.platforms`), read once: defaults
+    applied, secrets kept in `Secret`. Immutable."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str | Secret]) -> None:
+        self._values: dict[str, str | Secret] = dict(values)
+
+    @classmethod
+    def of(cls, **values: str) -> PlatformEnv:
+        """The declared defaults with `values` over them (secrets wrapped), unvalidated:
+        for code and tests that build `Settings` without an environment."""
+        return cls.read(values, [])
+
+    @classmethod
+    def read(cls, env: Mapping[str, str | None], problems: list[str]) -> PlatformEnv:
+        """Each declared variable from `env` (already stripped; missing or None is
+        unset); a wrong value is added to `problems` and its default kept."""
+        values: dict[str, str | Secret] = {}
+        for variable in platforms.variables():
+            raw = env.get(variable.name) or None
+            value = raw if raw is not None else variable.default
+            if value is None:
+                continue
+            if variable.url:
+                if not value.startswith(("http://", "https://")):
+                    problems.append(
+                        f"{variable.name}={value!r} must start with http:// or https://"
+                    )
+                value = value.rstrip("/")
+            if variable.choices:
+                value = value.lower()
+                if value not in variable.choices:
+                    problems.append(
+                        f"{variable.name}={raw!r} is not one of {', '.join(variable.choices)}"
+                    )
+                    value = variable.default or variable.choices[0]
+            values[variable.name] = Secret(value) if variable.secret else value
+        return cls(values)
+
+    def get(self, name: str) -> str | None:
+        """The value (a secret revealed), or None when unset and without a default."""
+        value = self._values.get(name)
+        return value.reveal() if isinstance(value, Secret) else value
+
+    def require(self, name: str) -> str:
+        """The value of a variable the caller knows is set (required or defaulted)."""
+        value = self.get(name)
+        if value is None:
+            raise KeyError(f"{name} is not set")
+        return value
+
+    def replace(self, **values: str | None) -> PlatformEnv:
+        """A copy with `values` read over this one's (None puts a variable back to its default)."""
+        merged: dict[str, str | None] = {name: self.get(name) for name in self._values}
+        merged.update(values)
+        return PlatformEnv.read(merged, [])
+
+    def secrets(self) -> list[str]:
+        return [v.reveal() for v in self._values.values() if isinstance(v, Secret)]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PlatformEnv) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items(), key=lambda item: item[0])))
+
+    def __repr__(self) -> str:
+        return f"PlatformEnv({self._values!r})"
+
+
 @dataclass(frozen=True)
 class Settings:
     app_id: str | None = None
@@ -74,22 +151,8 @@ class Settings:
     port: int = 3000
     database_url: str = "sqlite:///./data/tembo-dispatch.db"
 
-    tembo_api_key: Secret | None = None
-    tembo_base_url: str = "https://api.tembo.io"
-    tembo_agent: str | None = None
-
-    recoup_api_key: Secret | None = None
-    recoup_base_url: str = "https://api.recoupable.com"
-    recoup_chat_url: str = "https://chat.recoupable.com/sessions/{session_id}/chats/{chat_id}"
-
-    agen_api_key: Secret | None = None
-    agen_base_url: str = "https://api.agenhq.com"
-    agen_session_url: str = "https://app.agenhq.com/sessions/{id}"
-
-    magnet_session_cookie: Secret | None = None
-    magnet_organization_id: str | None = None
-    magnet_base_url: str = "https://magnet.run"
-    magnet_session_url: str = "https://magnet.run/sessions/{id}"
+    # Every platform's declared variables (bot.platforms), defaults applied.
+    platform_env: PlatformEnv = field(default_factory=PlatformEnv.of)
 
     default_platform: str = "tembo"
     log_level: str = "info"
@@ -114,6 +177,10 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_platform_env(self, **values: str | None) -> Settings:
+        """A copy with platform variables set (None: back to the default), e.g. TEMBO_API_KEY."""
+        return dataclasses.replace(self, platform_env=self.platform_env.replace(**values))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `env` (default: the process environment over `.env`).
@@ -132,10 +199,6 @@ class Settings:
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1].strip()
             return value or None
-
-        def secret(name: str) -> Secret | None:
-            value = get(name)
-            return Secret(value) if value else None
 
         def url(name: str, default: str) -> str:
             value = get(name) or default
@@ -214,19 +277,10 @@ class Settings:
             host=get("HOST") or cls.host,
             port=int(port),
             database_url=database_url,
-            tembo_api_key=secret("TEMBO_API_KEY"),
-            tembo_base_url=url("TEMBO_BASE_URL", cls.tembo_base_url),
-            tembo_agent=get("TEMBO_AGENT"),
-            recoup_api_key=secret("RECOUP_API_KEY"),
-            recoup_base_url=url("RECOUP_BASE_URL", cls.recoup_base_url),
-            recoup_chat_url=get("RECOUP_CHAT_URL") or cls.recoup_chat_url,
-            agen_api_key=secret("AGEN_API_KEY"),
-            agen_base_url=url("AGEN_BASE_URL", cls.agen_base_url),
-            agen_session_url=get("AGEN_SESSION_URL") or cls.agen_session_url,
-            magnet_session_cookie=secret("MAGNET_SESSION_COOKIE"),
-            magnet_organization_id=get("MAGNET_ORGANIZATION_ID"),
-            magnet_base_url=url("MAGNET_BASE_URL", cls.magnet_base_url),
-            magnet_session_url=get("MAGNET_SESSION_URL") or cls.magnet_session_url,
+            platform_env=PlatformEnv.read(
+                {variable.name: get(variable.name) for variable in platforms.variables()},
+                problems,
+            ),
             default_platform=default_platform,
             log_level=log_level,
             log_format=log_format,
@@ -243,19 +297,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
-        found = [
-            s.reveal()
-            for s in (
-                self.private_key,
-                self.tembo_api_key,
-                self.recoup_api_key,
-                self.agen_api_key,
-                self.magnet_session_cookie,
-                *self.webhook_secrets,
-            )
-            if s is not None
-        ]
-        return found
+        found = [s.reveal() for s in (self.private_key, *self.webhook_secrets) if s is not None]
+        return found + self.platform_env.secrets()
 
 
 # Every variable `Settings.from_env` reads, for deployment files and their tests.
@@ -271,19 +314,6 @@ ENV_VARS = (
     "HOST",
     "PORT",
     "DATABASE_URL",
-    "TEMBO_API_KEY",
-    "TEMBO_BASE_URL",
-    "TEMBO_AGENT",
-    "RECOUP_API_KEY",
-    "RECOUP_BASE_URL",
-    "RECOUP_CHAT_URL",
-    "AGEN_API_KEY",
-    "AGEN_BASE_URL",
-    "AGEN_SESSION_URL",
-    "MAGNET_SESSION_COOKIE",
-    "MAGNET_ORGANIZATION_ID",
-    "MAGNET_BASE_URL",
-    "MAGNET_SESSION_URL",
     "DEFAULT_PLATFORM",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -293,4 +323,5 @@ ENV_VARS = (
     "LEASE_SECONDS",
     "GITHUB_CONTENT_PER_MINUTE",
     "ENV_FILE",
+    *(variable.name for variable in platforms.variables()),
 )

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.settings import Secret, Settings
+from bot.settings import PlatformEnv, Secret, Settings
 from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, running
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
@@ -56,8 +56,7 @@ def settings(tmp_path: Path, app_key: KeyPair, github: FakeGitHub, tembo: FakeTe
         webhook_secrets=(Secret(WEBHOOK_SECRET),),
         github_api_url=github.base_url,
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
-        tembo_api_key=Secret(tembo.api_key),
-        tembo_base_url=tembo.base_url,
+        platform_env=PlatformEnv.of(TEMBO_API_KEY=tembo.api_key, TEMBO_BASE_URL=tembo.base_url),
         retry_base_seconds=0.01,
         retry_max_seconds=0.05,
         env_file=str(tmp_path / ".env"),

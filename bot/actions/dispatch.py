@@ -23,7 +23,7 @@ from bot.actions import Context, Outcome, dispatch_id, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.status_comment import StatusComment
 from bot.events import job_lock
-from bot.journal import Progress
+from bot.journal import JournalSteps, Progress
 from bot.logs import log
 from bot.ports import (
     GitHubError,
@@ -171,7 +171,7 @@ async def create(
         dataclasses.replace(journal, creates_unknown=unknown + 1, first_sent_at=first)
     )
     try:
-        return await platform.create_session(request)
+        return await platform.create_session(request, JournalSteps(progress))
     except PlatformError as exc:
         if not exc.ambiguous:
             await progress.write(dataclasses.replace(progress.journal, creates_unknown=unknown))

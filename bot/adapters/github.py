@@ -158,19 +158,21 @@ class GitHubClient:
 
     # -- transport ------------------------------------------------------------
 
-    def _headers(self, auth: str) -> dict[str, str]:
-        return {
+    def _headers(self, auth: str | None) -> dict[str, str]:
+        headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": f"tembo-dispatch/{__version__}",
-            "Authorization": auth,
         }
+        if auth is not None:
+            headers["Authorization"] = auth
+        return headers
 
     async def _send(
         self,
         method: str,
         path: str,
-        auth: str,
+        auth: str | None,
         *,
         json: Any = None,
         headers: dict[str, str] | None = None,
@@ -200,6 +202,14 @@ class GitHubClient:
         if response.status_code >= 400 and response.status_code != 404:
             raise error_for(response, self._clock())
         return response
+
+    async def meta(self) -> Any:
+        """`GET /meta` without credentials: whether GITHUB_API_URL is GitHub's REST API.
+        Raises `GitHubError` (404 included; no status when unreachable)."""
+        response = await self._send("GET", "/meta", None)
+        if response.status_code == 404:
+            raise error_for(response, self._clock())
+        return response.json() if response.content else None
 
     async def app_response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call authenticated as the App itself (JWT); the whole response, for paging."""

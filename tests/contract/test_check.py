@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
-from bot.check import expected_web_url, run_checks
+from bot.operator.check import expected_web_url, run_checks
 from bot.settings import Secret, Settings
 from tests.support.app import KeyPair
 from tests.support.fakes.github import FakeGitHub
@@ -165,7 +165,7 @@ async def test_a_refused_tembo_key(
     ready: Settings, github: FakeGitHub, tembo: FakeTembo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, lines = await check(
-        ready.replace(tembo_api_key=Secret("tembo-wrong-key")), github, tembo, capsys
+        ready.with_platform_env(TEMBO_API_KEY="tembo-wrong-key"), github, tembo, capsys
     )
     assert code == 1
     refused = line(lines, "TEMBO_API_KEY was refused")
@@ -184,7 +184,7 @@ async def test_a_tembo_without_the_list_call_cannot_be_verified(
 async def test_dry_run_needs_no_platform_credentials(
     ready: Settings, github: FakeGitHub, tembo: FakeTembo, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = ready.replace(default_platform="dry-run", tembo_api_key=None)
+    settings = ready.replace(default_platform="dry-run").with_platform_env(TEMBO_API_KEY=None)
     code, lines = await check(settings, github, tembo, capsys)
     assert code == 0, lines
     assert line(lines, "DEFAULT_PLATFORM=dry-run").startswith("✓")

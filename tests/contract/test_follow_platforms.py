@@ -30,6 +30,7 @@ from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.recoup import FakeRecoup
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.steps import MemorySteps
 
 pytestmark = pytest.mark.anyio
 
@@ -83,7 +84,7 @@ class Rig:
     session_id: str = ""
 
     async def start(self) -> str:
-        self.session_id = (await self.platform.create_session(session_request())).id
+        self.session_id = (await self.platform.create_session(session_request(), MemorySteps())).id
         return self.session_id
 
     def requests_sent(self) -> int:
@@ -186,7 +187,7 @@ async def test_dry_run_follows_nothing_and_sends_nothing() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(nothing_leaves)) as http:
         platform = DryRunPlatform(TemboPlatform(http, "key", "https://api.tembo.io"))
-        session = await platform.create_session(session_request())
+        session = await platform.create_session(session_request(), MemorySteps())
         for call in (
             platform.get_session(session.id),
             platform.send_message(session.id, "more", "d-2"),
@@ -479,10 +480,10 @@ def first_chat(fake: FakeRecoup, session_id: str) -> str:
 
 async def test_recoup_sends_a_follow_up_into_the_sessions_first_chat(recoup: Rig) -> None:
     session_id = await recoup.start()
-    recoup.fake.advance(session_id, lifecycleState="active")
-    await recoup.platform.send_message(session_id, "Also add a regression test.", "gh-2")
     chat_id = first_chat(recoup.fake, session_id)
-    [workflow] = recoup.fake.workflows
+    recoup.fake.reply_done(chat_id)
+    await recoup.platform.send_message(session_id, "Also add a regression test.", "gh-2")
+    [_, workflow] = recoup.fake.workflows
     message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "tembo-dispatch:gh-2"))
     assert workflow == {
         "runId": workflow["runId"],
@@ -498,13 +499,13 @@ async def test_recoup_sends_a_follow_up_into_the_sessions_first_chat(recoup: Rig
     }
     assert [(m, p) for m, p, _ in recoup.fake.requests[-2:]] == [
         ("GET", f"/api/sessions/{session_id}/chats"),
-        ("POST", "/api/chat/workflow"),
+        ("POST", "/api/chat"),
     ]
 
 
 async def test_recoup_does_not_wait_for_the_agents_reply(recoup: Rig) -> None:
     session_id = await recoup.start()
-    recoup.fake.advance(session_id, lifecycleState="active")
+    recoup.fake.reply_done(first_chat(recoup.fake, session_id))
 
     async def endless() -> AsyncIterator[bytes]:
         while True:
@@ -512,7 +513,7 @@ async def test_recoup_does_not_wait_for_the_agents_reply(recoup: Rig) -> None:
             await anyio.sleep(0.01)
 
     def streaming(request: httpx.Request) -> httpx.Response | None:
-        if request.url.path == "/api/chat/workflow":
+        if request.url.path == "/api/chat":
             return httpx.Response(200, content=endless())
         return None
 
@@ -521,23 +522,24 @@ async def test_recoup_does_not_wait_for_the_agents_reply(recoup: Rig) -> None:
         await recoup.platform.send_message(session_id, "more", "gh-2")
 
 
-async def test_recoup_refuses_a_message_before_the_sandbox_is_up(recoup: Rig) -> None:
-    session_id = await recoup.start()  # still provisioning
+async def test_recoup_message_while_the_sandbox_sleeps_waits(recoup: Rig) -> None:
+    session_id = await recoup.start()
+    recoup.fake.reply_done(first_chat(recoup.fake, session_id))
+    recoup.fake.advance(session_id, lifecycleState="hibernated")
     with pytest.raises(PlatformError) as raised:
         await recoup.platform.send_message(session_id, "more", "gh-2")
     assert raised.value.status == 400
-    assert not raised.value.transient
+    assert raised.value.transient
     assert "Sandbox not initialized" in raised.value.message
 
 
-async def test_recoup_message_while_a_reply_streams_is_retried(recoup: Rig) -> None:
-    session_id = await recoup.start()
-    recoup.fake.advance(session_id, lifecycleState="active")
-    await recoup.platform.send_message(session_id, "first", "gh-2")
+async def test_recoup_message_while_a_reply_streams_waits_for_it(recoup: Rig) -> None:
+    session_id = await recoup.start()  # the prompt's reply is streaming
     with pytest.raises(PlatformError) as raised:
         await recoup.platform.send_message(session_id, "second", "gh-3")
     assert raised.value.status == 409
     assert raised.value.transient
+    assert len(recoup.fake.workflows) == 1
     recoup.fake.reply_done(first_chat(recoup.fake, session_id))
     await recoup.platform.send_message(session_id, "second", "gh-3")
     assert len(recoup.fake.workflows) == 2
@@ -545,10 +547,10 @@ async def test_recoup_message_while_a_reply_streams_is_retried(recoup: Rig) -> N
 
 async def test_recoup_message_to_an_unreachable_platform_is_transient(recoup: Rig) -> None:
     session_id = await recoup.start()
-    recoup.fake.advance(session_id, lifecycleState="active")
+    recoup.fake.reply_done(first_chat(recoup.fake, session_id))
 
     def down(request: httpx.Request) -> httpx.Response | None:
-        if request.url.path == "/api/chat/workflow":
+        if request.url.path == "/api/chat":
             raise httpx.ConnectError("down", request=request)
         return None
 
@@ -560,9 +562,7 @@ async def test_recoup_message_to_an_unreachable_platform_is_transient(recoup: Ri
 
 
 async def test_recoup_stops_the_reply_streaming_in_each_chat(recoup: Rig) -> None:
-    session_id = await recoup.start()
-    recoup.fake.advance(session_id, lifecycleState="active")
-    await recoup.platform.send_message(session_id, "more", "gh-2")
+    session_id = await recoup.start()  # the prompt's reply is streaming
     chat_id = first_chat(recoup.fake, session_id)
     await recoup.platform.stop_session(session_id)
     assert recoup.fake.stops == [chat_id]
@@ -583,7 +583,7 @@ async def test_recoup_stop_of_an_unknown_session_is_permanent(recoup: Rig) -> No
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/chat/workflow", {"messages": [], "chatId": "c"}),
+        ("/api/chat", {"messages": [], "chatId": "c"}),
         ("/api/chat/workflow", {"messages": [], "chatId": "", "sessionId": "s"}),
         ("/api/chat/workflow", {"messages": ["hi"], "chatId": "c", "sessionId": "s"}),
         ("/api/chat/workflow", {"messages": [], "chatId": "c", "sessionId": "s", "x": 1}),

@@ -7,21 +7,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.adapters.platforms import platform_factory
 from bot.adapters.platforms.agen import AgenPlatform
 from bot.adapters.platforms.dry_run import DryRunPlatform
 from bot.adapters.platforms.magnet import MagnetPlatform
 from bot.adapters.platforms.recoup import RecoupPlatform
 from bot.adapters.platforms.tembo import TemboPlatform
 from bot.events import Repository
+from bot.platforms import platform_factory
 from bot.ports import MissingCredentials, PlatformError, SessionRequest
-from bot.settings import Secret, Settings
+from bot.settings import PlatformEnv, Settings
 from tests.support.fakes import agen as agen_fake
 from tests.support.fakes import magnet as magnet_fake
 from tests.support.fakes import recoup as recoup_fake
@@ -29,10 +29,11 @@ from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.recoup import FakeRecoup
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.steps import MemorySteps
 
 pytestmark = pytest.mark.anyio
 
-DEFAULTS = Settings()
+DEFAULTS = PlatformEnv.of()
 REPO = Repository(
     full_name="acme/web-app",
     html_url="https://github.com/acme/web-app",
@@ -106,11 +107,11 @@ def adapter(name: str, fake: Any, http: httpx.AsyncClient, base_url: str | None 
     if name == "tembo":
         return TemboPlatform(http, fake.api_key, base)
     if name == "recoup":
-        return RecoupPlatform(http, fake.api_key, base, DEFAULTS.recoup_chat_url)
+        return RecoupPlatform(http, fake.api_key, base, DEFAULTS.require("RECOUP_CHAT_URL"))
     if name == "agen":
-        return AgenPlatform(http, fake.api_key, base, DEFAULTS.agen_session_url)
+        return AgenPlatform(http, fake.api_key, base, DEFAULTS.require("AGEN_SESSION_URL"))
     return MagnetPlatform(
-        http, fake.cookie, fake.organization_id, base, DEFAULTS.magnet_session_url
+        http, fake.cookie, fake.organization_id, base, DEFAULTS.require("MAGNET_SESSION_URL")
     )
 
 
@@ -120,6 +121,8 @@ class Rig:
     fake: Any
     http: httpx.AsyncClient
     platform: Any
+    # The job's journal: shared by every adapter this rig makes, as the store shares it.
+    steps: MemorySteps = field(default_factory=MemorySteps)
 
     def again(self, base_url: str | None = None) -> Any:
         """Another adapter on the same fake: a restarted process, or another base URL."""
@@ -177,7 +180,9 @@ def platform_error(name: str, status: int, message: str) -> dict[str, Any]:
 async def test_tembo_sends_the_documented_body_and_links_html_url() -> None:
     fake = FakeTembo()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("tembo", fake, http).create_session(session_request())
+        session = await adapter("tembo", fake, http).create_session(
+            session_request(), MemorySteps()
+        )
     assert fake.requests == [
         {
             "prompt": session_request().prompt,
@@ -190,31 +195,31 @@ async def test_tembo_sends_the_documented_body_and_links_html_url() -> None:
     assert session.url == fake.sessions[0]["htmlUrl"]
 
 
-async def test_recoup_creates_the_session_then_sends_the_prompt_to_its_chat() -> None:
+async def test_recoup_creates_the_session_clones_the_issues_repository_then_prompts() -> None:
     fake = FakeRecoup()
+    steps = MemorySteps()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("recoup", fake, http).create_session(session_request())
+        session = await adapter("recoup", fake, http).create_session(session_request(), steps)
     [created] = fake.sessions
     [chat] = fake.chats
-    assert fake.requests == [
-        (
-            "POST",
-            "/api/sessions",
-            {
-                "title": "Fix the login bug",
-                "repoOwner": "acme",
-                "repoName": "web-app",
-                "branch": BRANCH,
-                "cloneUrl": REPO.clone_url,
-                "isNewBranch": True,
-            },
-        ),
-        (
-            "POST",
-            "/api/chat/runs",
-            {"prompt": session_request().prompt, "sessionId": created["id"], "chatId": chat["id"]},
-        ),
+    [workflow] = fake.workflows
+    assert fake.requests[:2] == [
+        ("POST", "/api/sessions", {"title": "Fix the login bug"}),
+        ("POST", "/api/sandbox", {"repoUrl": REPO.html_url, "sessionId": created["id"]}),
     ]
+    assert fake.requests[2][:2] == ("POST", "/api/chat")
+    assert fake.sandboxes == {created["id"]: REPO.html_url}
+    assert (workflow["chatId"], workflow["sessionId"]) == (chat["id"], created["id"])
+    [message] = workflow["messages"]
+    assert message["role"] == "user"
+    assert message["parts"] == [{"type": "text", "text": session_request().prompt}]
+    assert [key for key, _ in steps.writes] == [
+        "recoup.chat",
+        "recoup.session",
+        "recoup.sandbox",
+        "recoup.prompt",
+    ]
+    assert session.notes == ()
     assert session.id == created["id"]
     assert session.url == f"https://chat.recoupable.com/sessions/{created['id']}/chats/{chat['id']}"
     assert session.status == "running"
@@ -224,7 +229,7 @@ async def test_agen_creates_the_session_then_sends_the_prompt_tagged_with_the_di
     fake = FakeAgen()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         session = await adapter("agen", fake, http).create_session(
-            session_request(agent="claude-sonnet-4-5")
+            session_request(agent="claude-sonnet-4-5"), MemorySteps()
         )
     [created] = fake.sessions
     assert fake.requests == [
@@ -246,7 +251,9 @@ async def test_agen_creates_the_session_then_sends_the_prompt_tagged_with_the_di
 async def test_magnet_creates_with_the_browser_cookie_and_links_the_session() -> None:
     fake = FakeMagnet()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
-        session = await adapter("magnet", fake, http).create_session(session_request())
+        session = await adapter("magnet", fake, http).create_session(
+            session_request(), MemorySteps()
+        )
     assert fake.requests == [
         (
             "POST",
@@ -268,7 +275,7 @@ async def test_magnet_accepts_the_cookie_pasted_with_its_name() -> None:
     fake = FakeMagnet()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         platform = MagnetPlatform(http, f"__session={fake.cookie}", "org_abc123", fake.base_url)
-        session = await platform.create_session(session_request())
+        session = await platform.create_session(session_request(), MemorySteps())
     assert session.id == fake.sessions[0]["id"]
 
 
@@ -279,7 +286,7 @@ async def test_magnet_accepts_the_cookie_pasted_with_its_name() -> None:
 async def test_a_400_shows_the_platforms_own_words(rig: Rig) -> None:
     rig.on_create(reply(400, platform_error(rig.name, 400, "the repository is archived")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.status == 400
     assert not raised.value.transient
     assert "the repository is archived" in raised.value.message
@@ -288,7 +295,7 @@ async def test_a_400_shows_the_platforms_own_words(rig: Rig) -> None:
 async def test_a_refused_credential_is_permanent_and_names_the_variable(rig: Rig) -> None:
     rig.refuse_credentials()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.status == 401
     assert not raised.value.transient
     assert CREDENTIAL[rig.name] in raised.value.message
@@ -297,7 +304,7 @@ async def test_a_refused_credential_is_permanent_and_names_the_variable(rig: Rig
 async def test_a_403_is_permanent_and_says_what_is_missing(rig: Rig) -> None:
     rig.on_create(reply(403, platform_error(rig.name, 403, "Forbidden")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.status == 403
     assert not raised.value.transient
     assert FORBIDDEN[rig.name] in raised.value.message
@@ -306,7 +313,7 @@ async def test_a_403_is_permanent_and_says_what_is_missing(rig: Rig) -> None:
 async def test_a_404_points_at_the_base_url(rig: Rig) -> None:
     platform = rig.again(base_url=f"{rig.fake.base_url}/v9")
     with pytest.raises(PlatformError) as raised:
-        await platform.create_session(session_request())
+        await platform.create_session(session_request(), MemorySteps())
     assert raised.value.status == 404
     assert not raised.value.transient
     assert BASE_URL_VARIABLE[rig.name] in raised.value.message
@@ -315,7 +322,7 @@ async def test_a_404_points_at_the_base_url(rig: Rig) -> None:
 async def test_a_429_is_retried_after_the_platforms_delay(rig: Rig) -> None:
     rig.on_create(reply(429, platform_error(rig.name, 429, "slow down"), **{"Retry-After": "7"}))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert raised.value.retry_after == 7.0
     assert not raised.value.ambiguous
@@ -324,7 +331,7 @@ async def test_a_429_is_retried_after_the_platforms_delay(rig: Rig) -> None:
 async def test_a_500_is_transient(rig: Rig) -> None:
     rig.on_create(reply(500, platform_error(rig.name, 500, "Internal server error")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert not raised.value.ambiguous
 
@@ -332,7 +339,7 @@ async def test_a_500_is_transient(rig: Rig) -> None:
 async def test_a_timeout_after_sending_is_transient_and_ambiguous(rig: Rig) -> None:
     rig.on_create(raise_(httpx.ReadTimeout))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert raised.value.ambiguous
 
@@ -340,7 +347,7 @@ async def test_a_timeout_after_sending_is_transient_and_ambiguous(rig: Rig) -> N
 async def test_an_unreachable_platform_is_transient_and_not_ambiguous(rig: Rig) -> None:
     rig.on_create(raise_(httpx.ConnectError))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert raised.value.transient
     assert not raised.value.ambiguous
 
@@ -357,7 +364,7 @@ async def test_magnet_refusals_tell_the_operator_what_to_do(status: int, words: 
     fake = FakeMagnet(fault=reply(status, {"error": "nope"}))
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         with pytest.raises(PlatformError) as raised:
-            await adapter("magnet", fake, http).create_session(session_request())
+            await adapter("magnet", fake, http).create_session(session_request(), MemorySteps())
     assert raised.value.status == status
     assert not raised.value.transient
     assert words in raised.value.message
@@ -371,7 +378,7 @@ def fail_prompt_once(rig: Rig, answer: Fault) -> None:
     failures = [answer]
 
     def fault(request: httpx.Request) -> httpx.Response | None:
-        is_prompt = request.url.path.endswith(("/messages", "/chat/runs"))
+        is_prompt = request.url.path.endswith("/messages") or request.url.path == "/api/chat"
         if request.method == "POST" and is_prompt and failures:
             return failures.pop()(request)
         return None
@@ -381,7 +388,7 @@ def fail_prompt_once(rig: Rig, answer: Fault) -> None:
 
 def prompts_sent(rig: Rig) -> list[str]:
     if isinstance(rig.fake, FakeRecoup):
-        return [run["prompt"] for run in rig.fake.runs]
+        return [m["parts"][0]["text"] for w in rig.fake.workflows for m in w["messages"]]
     return [p for s in rig.fake.sessions for p in rig.fake.prompts(s["id"])]
 
 
@@ -390,13 +397,13 @@ async def test_a_failed_prompt_is_retried_without_a_second_session(rig: Rig) -> 
     fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
     request = session_request()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     assert raised.value.transient
-    assert "was created but the prompt could not be sent" in raised.value.message
+    assert "was created but" in raised.value.message
     # The worker looks before it creates again; the half-made session is not "found"...
     assert await rig.platform.find_session(request) is None
     # ...so it calls create_session, which only sends the prompt.
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
     assert prompts_sent(rig) == [request.prompt]
 
@@ -405,7 +412,7 @@ async def test_a_failed_prompt_is_retried_without_a_second_session(rig: Rig) -> 
 async def test_a_refused_prompt_is_permanent_and_links_the_session(rig: Rig) -> None:
     fail_prompt_once(rig, reply(400, platform_error(rig.name, 400, "prompt too long")))
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(session_request())
+        await rig.platform.create_session(session_request(), rig.steps)
     assert not raised.value.transient
     assert rig.fake.sessions[0]["id"] in raised.value.message
 
@@ -419,9 +426,9 @@ async def test_agen_prompt_whose_answer_was_lost_is_not_sent_twice(rig: Rig) -> 
     fail_prompt_once(rig, delivered_then_lost)
     request = session_request()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     assert raised.value.ambiguous
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert prompts_sent(rig) == [request.prompt]
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
 
@@ -433,10 +440,10 @@ async def test_agen_session_unprompted_before_a_restart_is_prompted_not_duplicat
     fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
     request = session_request()
     with pytest.raises(PlatformError):
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     restarted = rig.again()
     assert await restarted.find_session(request) is None
-    session = await restarted.create_session(request)
+    session = await restarted.create_session(request, rig.steps)
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
     assert prompts_sent(rig) == [request.prompt]
 
@@ -450,29 +457,115 @@ async def test_agen_lost_create_answer_is_reconciled_not_repeated(rig: Rig) -> N
     rig.on_create(created_then_lost)
     request = session_request()
     with pytest.raises(PlatformError) as raised:
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     assert raised.value.ambiguous
     rig.fake.fault = None
     assert await rig.platform.find_session(request) is None
-    session = await rig.platform.create_session(request)
+    session = await rig.platform.create_session(request, rig.steps)
     assert [s["id"] for s in rig.fake.sessions] == [session.id]
     assert prompts_sent(rig) == [request.prompt]
 
 
 @pytest.mark.parametrize("rig", ["agen"], indirect=True)
 async def test_agen_finds_a_started_session_by_branch_and_dispatch(rig: Rig) -> None:
-    mine = await rig.platform.create_session(session_request())
-    await rig.platform.create_session(session_request("gh-later"))  # same issue, same branch
+    mine = await rig.platform.create_session(session_request(), rig.steps)
+    await rig.platform.create_session(
+        session_request("gh-later"), rig.steps
+    )  # same issue, same branch
     assert await rig.again().find_session(session_request()) == mine
 
 
+def fail_once(rig: Rig, path: str, answer: Fault) -> None:
+    failures = [answer]
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == path and failures:
+            return failures.pop()(request)
+        return None
+
+    rig.fake.fault = fault
+
+
 @pytest.mark.parametrize("rig", ["recoup"], indirect=True)
-async def test_recoup_finds_only_what_this_process_started(rig: Rig) -> None:
+@pytest.mark.parametrize("step", ["/api/sandbox", "/api/chat"])
+async def test_recoup_resumes_at_the_failed_step_on_another_replica(rig: Rig, step: str) -> None:
+    fail_once(rig, step, reply(503, platform_error("recoup", 503, "busy")))
     request = session_request()
-    session = await rig.platform.create_session(request)
-    assert await rig.platform.find_session(request) == session
-    # No list call: after a restart a lost answer may duplicate (README, Recoup).
-    assert await rig.again().find_session(request) is None
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.transient and not raised.value.ambiguous
+    # Another process, the same journal: no second session, no second sandbox.
+    replica = rig.again()
+    assert await replica.find_session(request) is None
+    session = await replica.create_session(request, rig.steps)
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+    asked = [path for method, path, _ in rig.fake.requests if path == "/api/sandbox"]
+    assert len(asked) == (2 if step == "/api/sandbox" else 1)
+    assert rig.fake.sandbox_calls == 1
+    assert prompts_sent(rig) == [request.prompt]
+    # Every step done: a retry after a crash returns the session and sends nothing.
+    sent = len(rig.fake.requests)
+    assert await rig.again().create_session(request, rig.steps) == session
+    assert len(rig.fake.requests) == sent
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_sandbox_whose_answer_was_lost_is_safe_to_ask_again(rig: Rig) -> None:
+    def made_then_lost(request: httpx.Request) -> httpx.Response | None:
+        rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    fail_once(rig, "/api/sandbox", made_then_lost)
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.transient and not raised.value.ambiguous
+    session = await rig.again().create_session(request, rig.steps)
+    assert list(rig.fake.sandboxes) == [session.id]
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_prompt_whose_answer_was_lost_is_ambiguous(rig: Rig) -> None:
+    def started_then_lost(request: httpx.Request) -> httpx.Response | None:
+        rig.fake.answer(request)
+        raise httpx.ReadTimeout("answer lost", request=request)
+
+    fail_once(rig, "/api/chat", started_then_lost)
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.ambiguous
+    # Sent again while the agent runs: Recoup hands back the running workflow.
+    session = await rig.platform.create_session(request, rig.steps)
+    assert prompts_sent(rig) == [request.prompt]
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_waits_for_a_sandbox_not_yet_initialized(rig: Rig) -> None:
+    fail_once(
+        rig, "/api/chat", reply(400, platform_error("recoup", 400, "Sandbox not initialized"))
+    )
+    request = session_request()
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(request, rig.steps)
+    assert raised.value.transient
+    assert "not active yet" in raised.value.message
+    await rig.platform.create_session(request, rig.steps)
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["recoup"], indirect=True)
+async def test_recoup_private_repository_needs_recoups_token(rig: Rig) -> None:
+    private = dataclasses.replace(REPO, private=True)
+    request = dataclasses.replace(session_request(), repository=private)
+    session = await rig.platform.create_session(request, rig.steps)
+    assert any("server-side GitHub token" in note for note in session.notes)
+    fail_once(rig, "/api/sandbox", reply(502, platform_error("recoup", 502, "Failed")))
+    with pytest.raises(PlatformError) as raised:
+        await rig.platform.create_session(session_request("gh-2"), MemorySteps())
+    assert "server-side GitHub token" in raised.value.message
 
 
 # ---------------------------------------------------------------------------
@@ -495,9 +588,9 @@ async def test_a_session_whose_answer_was_lost_is_found_by_its_dispatch_id(rig: 
     request = session_request()
     create_then_lose_the_answer(rig)
     with pytest.raises(PlatformError):
-        await rig.platform.create_session(request)
+        await rig.platform.create_session(request, rig.steps)
     rig.fake.fault = None
-    await rig.platform.create_session(session_request("gh-later"))
+    await rig.platform.create_session(session_request("gh-later"), rig.steps)
     found = await rig.platform.find_session(request)
     assert found is not None
     assert found.id == rig.fake.sessions[0]["id"]
@@ -530,9 +623,20 @@ async def test_magnet_finds_nothing_when_its_reads_refuse_the_cookie() -> None:
     fake = FakeMagnet()
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         platform = adapter("magnet", fake, http)
-        await platform.create_session(session_request())
+        await platform.create_session(session_request(), MemorySteps())
         fake.reads_accept_cookie = False
         assert await platform.find_session(session_request()) is None
+
+
+async def test_magnet_reads_with_its_api_key_where_the_cookie_is_refused() -> None:
+    fake = FakeMagnet(reads_accept_cookie=False)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        platform = MagnetPlatform(
+            http, fake.cookie, fake.organization_id, fake.base_url, api_key=fake.api_key
+        )
+        session = await platform.create_session(session_request(), MemorySteps())
+        assert await platform.find_session(session_request()) == session
+        assert (await platform.get_session(session.id)).phase == "working"
 
 
 # ---------------------------------------------------------------------------
@@ -547,7 +651,7 @@ async def test_dry_run_sends_nothing_and_previews_the_tembo_request() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(nothing_leaves)) as http:
         tembo = TemboPlatform(http, "tembo-secret-key", "https://api.tembo.io")
         platform = DryRunPlatform(tembo)
-        session = await platform.create_session(request)
+        session = await platform.create_session(request, MemorySteps())
         assert await platform.find_session(request) is None
     assert (session.id, session.url, session.status) == ("dry-run-gh-delivery-1", "", "dry-run")
     assert session.preview is not None
@@ -564,9 +668,10 @@ async def test_dry_run_sends_nothing_and_previews_the_tembo_request() -> None:
 # The factory
 
 
-def factory(**settings: Any) -> Callable[[str], Any]:
+def factory(**variables: str) -> Callable[[str], Any]:
     unused = httpx.MockTransport(lambda request: httpx.Response(500))
-    return platform_factory(Settings(**settings), httpx.AsyncClient(transport=unused))
+    settings = Settings(platform_env=PlatformEnv.of(**variables))
+    return platform_factory(settings, httpx.AsyncClient(transport=unused))
 
 
 @pytest.mark.parametrize(
@@ -581,13 +686,13 @@ def test_a_platform_without_its_key_names_the_variable(name: str, variable: str)
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"magnet_organization_id": "org_1"}, "MAGNET_SESSION_COOKIE is not set"),
-        ({"magnet_session_cookie": Secret("c")}, "MAGNET_ORGANIZATION_ID is not set"),
+        ({"MAGNET_ORGANIZATION_ID": "org_1"}, "MAGNET_SESSION_COOKIE is not set"),
+        ({"MAGNET_SESSION_COOKIE": "c"}, "MAGNET_ORGANIZATION_ID is not set"),
         ({}, "MAGNET_SESSION_COOKIE and MAGNET_ORGANIZATION_ID are not set"),
     ],
 )
 def test_magnet_without_a_browser_session_says_why_one_is_needed(
-    settings: dict[str, Any], named: str
+    settings: dict[str, str], named: str
 ) -> None:
     with pytest.raises(MissingCredentials) as raised:
         factory(**settings)("magnet")
@@ -608,11 +713,11 @@ def test_an_unknown_platform_is_refused() -> None:
 
 def test_each_platform_is_built_once_so_its_memory_outlives_a_job() -> None:
     make = factory(
-        tembo_api_key=Secret("t"),
-        recoup_api_key=Secret("r"),
-        agen_api_key=Secret("a"),
-        magnet_session_cookie=Secret("c"),
-        magnet_organization_id="org_1",
+        TEMBO_API_KEY="t",
+        RECOUP_API_KEY="r",
+        AGEN_API_KEY="a",
+        MAGNET_SESSION_COOKIE="c",
+        MAGNET_ORGANIZATION_ID="org_1",
     )
     kinds = {
         "tembo": TemboPlatform,
@@ -633,9 +738,15 @@ def test_each_platform_is_built_once_so_its_memory_outlives_a_job() -> None:
 @pytest.mark.parametrize(
     ("fake", "path", "headers", "body"),
     [
-        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"prompt": "x"}),
-        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"isNewBranch": "y"}),
-        (FakeRecoup(), "/api/chat/runs", {"x-api-key": "recoup-test-key"}, {"messages": []}),
+        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"repoOwner": "x"}),
+        (FakeRecoup(), "/api/sessions", {"x-api-key": "recoup-test-key"}, {"artistId": "y"}),
+        (
+            FakeRecoup(),
+            "/api/sandbox",
+            {"x-api-key": "recoup-test-key"},
+            {"repoUrl": "https://gitlab.com/acme/web-app"},
+        ),
+        (FakeRecoup(), "/api/chat", {"x-api-key": "recoup-test-key"}, {"messages": []}),
         (FakeAgen(), "/api/v1/sessions", {"x-api-key": "agen-test-key"}, {"auto_commit": True}),
         (FakeAgen(), "/api/v1/sessions", {"x-api-key": "agen-test-key"}, {"branch_name": 3}),
         (
@@ -673,9 +784,16 @@ def test_magnet_fake_refuses_an_api_key_for_creating() -> None:
     assert magnet_fake.failure(400, "x").json() == {"error": "x"}
 
 
+def no_search(request: httpx.Request) -> httpx.Response | None:
+    if request.url.path == "/session/search":
+        return httpx.Response(404, json={"error": "Not found"})
+    return None
+
+
 async def test_tembo_lookup_reads_back_to_the_first_send_however_deep() -> None:
+    """Where Tembo has no search, the list is read back to the first send."""
     clock = [1_800_000_000.0]
-    fake = FakeTembo(clock=lambda: clock[0])
+    fake = FakeTembo(clock=lambda: clock[0], fault=no_search)
     request = dataclasses.replace(session_request("gh-lost"), first_sent_at=clock[0])
     fake.create({"prompt": request.prompt})  # the session whose answer was lost...
     for n in range(700):  # ...buried under a burst of others
@@ -689,3 +807,106 @@ async def test_tembo_lookup_reads_back_to_the_first_send_however_deep() -> None:
         assert await tembo.find_session(missing) is None
     assert found is not None and found.id == fake.sessions[0]["id"]
     assert blind is None  # five pages only
+    assert tembo.last_lookup == "list"
+
+
+async def test_tembo_looks_a_lost_answer_up_with_search_before_any_list() -> None:
+    fake = FakeTembo()
+    request = session_request("gh-lost")
+    fake.create({"prompt": request.prompt})
+    for n in range(300):
+        fake.create({"prompt": f"other {n}"})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = TemboPlatform(http, fake.api_key, fake.base_url)
+        found = await tembo.find_session(request)
+        assert tembo.last_lookup == "search"
+        assert await tembo.find_session(session_request("gh-never-sent")) is None
+    assert found is not None and found.id == fake.sessions[0]["id"]
+    assert ("GET", "/session/list") not in fake.calls
+    assert fake.calls.count(("GET", "/session/search")) == 2
+
+
+def v1_tembo(fake: FakeTembo, http: httpx.AsyncClient) -> TemboPlatform:
+    return TemboPlatform(http, fake.api_key, fake.base_url, api="v1")
+
+
+async def test_tembo_v1_creates_with_our_id_on_the_enabled_repository() -> None:
+    fake = FakeTembo()
+    repo_id = fake.enable(REPO.full_name)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = v1_tembo(fake, http)
+        session = await tembo.create_session(session_request(), MemorySteps())
+        await tembo.create_session(session_request("gh-2"), MemorySteps())
+    assert fake.requests[0] == {
+        "id": tembo.v1_id("gh-delivery-1"),
+        "description": session_request().prompt,
+        "codeRepositoryIds": [repo_id],
+        "baseBranch": "main",
+        "targetBranch": "main",
+        "branchName": BRANCH,
+    }
+    assert session.id == tembo.v1_id("gh-delivery-1")
+    assert session.url == f"https://app.tembo.io/sessions/{session.id}"
+    # The repository's id is asked once, then kept.
+    assert fake.calls.count(("GET", "/v1/repositories")) == 1
+    assert not [call for call in fake.calls if call[1].startswith("/session/")]
+
+
+async def test_tembo_v1_lost_answer_is_settled_by_reading_our_id() -> None:
+    fake = FakeTembo()
+    fake.enable(REPO.full_name)
+    request = session_request()
+
+    def created_then_lost(http_request: httpx.Request) -> httpx.Response | None:
+        if http_request.url.path == "/v1/sessions" and http_request.method == "POST":
+            fake.create_v1(json.loads(http_request.content))
+            raise httpx.ReadTimeout("answer lost", request=http_request)
+        return None
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        tembo = v1_tembo(fake, http)
+        assert await tembo.find_session(request) is None  # 404: never made, safe to send
+        fake.fault = created_then_lost
+        with pytest.raises(PlatformError) as raised:
+            await tembo.create_session(request, MemorySteps())
+        assert raised.value.ambiguous
+        fake.fault = None
+        found = await tembo.find_session(request)
+        # Sent again anyway (another replica that did not look): 409, and it is ours.
+        again = await v1_tembo(fake, http).create_session(request, MemorySteps())
+    assert found is not None and found.id == tembo.v1_id(request.dispatch_id)
+    assert again == found
+    assert len(fake.sessions) == 1
+    assert not [call for call in fake.calls if call[1].startswith("/session/")]
+
+
+async def test_tembo_v1_without_the_repository_enabled_says_so() -> None:
+    fake = FakeTembo()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        with pytest.raises(PlatformError) as raised:
+            await v1_tembo(fake, http).create_session(session_request(), MemorySteps())
+    assert not raised.value.transient
+    assert "no enabled repository acme/web-app" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": "x"},
+        {"description": ""},
+        {"description": "x", "repositories": ["https://github.com/a/b"]},
+        {"description": "x", "id": "gh-1"},
+        {"description": "x", "codeRepositoryIds": ["not-a-uuid"]},
+    ],
+)
+def test_tembo_v1_fake_refuses_what_the_schema_refuses(body: dict[str, Any]) -> None:
+    fake = FakeTembo()
+    answer = fake(
+        httpx.Request(
+            "POST",
+            f"{fake.base_url}/v1/sessions",
+            headers={"Authorization": f"Bearer {fake.api_key}"},
+            json=body,
+        )
+    )
+    assert answer.status_code == 400

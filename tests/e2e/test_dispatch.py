@@ -79,7 +79,7 @@ async def test_no_agent_is_sent_when_neither_config_nor_tembo_agent_names_one(
     harness: Harness,
 ) -> None:
     give_write(harness)
-    assert harness.runtime.settings.tembo_agent is None
+    assert harness.runtime.settings.platform_env.get("TEMBO_AGENT") is None
     await harness.deliver("issues", payloads.labeled())
     await harness.settle()
     assert "agent" not in harness.tembo.requests[0]
@@ -89,7 +89,7 @@ async def test_agent_comes_from_tembo_agent_when_set(
     settings: Settings, github: FakeGitHub, tembo: FakeTembo
 ) -> None:
     agent = "claudeCode:claude-opus-4-5"
-    async with running(settings.replace(tembo_agent=agent), github, tembo) as harness:
+    async with running(settings.with_platform_env(TEMBO_AGENT=agent), github, tembo) as harness:
         give_write(harness)
         await harness.deliver("issues", payloads.labeled())
         await harness.settle()

@@ -66,7 +66,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, app_key: Any) -> Iterator[T
     tmp = tmp_path_factory.mktemp("fuzz")
     github = FakeGitHub(public_key=app_key.public)
     tembo = FakeTembo()
-    from bot.settings import Secret
+    from bot.settings import PlatformEnv, Secret
 
     config = Settings(
         app_id=github.app_id,
@@ -74,8 +74,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, app_key: Any) -> Iterator[T
         webhook_secrets=(Secret(WEBHOOK_SECRET),),
         github_api_url=github.base_url,
         database_url=f"sqlite:///{tmp / 'store.db'}",
-        tembo_api_key=Secret(tembo.api_key),
-        tembo_base_url=tembo.base_url,
+        platform_env=PlatformEnv.of(TEMBO_API_KEY=tembo.api_key, TEMBO_BASE_URL=tembo.base_url),
         retry_base_seconds=0.01,
         retry_max_seconds=0.02,
         max_attempts=2,

@@ -18,8 +18,8 @@ import pytest
 
 from bot.actions import Context
 from bot.adapters.github import GitHubClient
-from bot.adapters.platforms import platform_factory
 from bot.handler import Handler
+from bot.platforms import platform_factory
 from bot.repo_config import RepoConfig
 from bot.settings import Settings
 from bot.worker import Worker

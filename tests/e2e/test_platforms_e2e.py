@@ -3,16 +3,20 @@ platform, through the real app and each platform's contract fake."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from bot import platforms as registry
 from bot.app import create_app
-from bot.settings import Secret, Settings
+from bot.ports import SessionPlatform
+from bot.settings import Settings
 from tests.support import payloads
 from tests.support.app import Harness
+from tests.support.fakes import recoup as recoup_fake
 from tests.support.fakes import route
 from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.github import FakeGitHub
@@ -33,14 +37,14 @@ class Platforms:
         self.magnet = FakeMagnet()
 
     def settings(self, base: Settings) -> Settings:
-        return base.replace(
-            recoup_api_key=Secret(self.recoup.api_key),
-            recoup_base_url=self.recoup.base_url,
-            agen_api_key=Secret(self.agen.api_key),
-            agen_base_url=self.agen.base_url,
-            magnet_session_cookie=Secret(self.magnet.cookie),
-            magnet_organization_id=self.magnet.organization_id,
-            magnet_base_url=self.magnet.base_url,
+        return base.with_platform_env(
+            RECOUP_API_KEY=self.recoup.api_key,
+            RECOUP_BASE_URL=self.recoup.base_url,
+            AGEN_API_KEY=self.agen.api_key,
+            AGEN_BASE_URL=self.agen.base_url,
+            MAGNET_SESSION_COOKIE=self.magnet.cookie,
+            MAGNET_ORGANIZATION_ID=self.magnet.organization_id,
+            MAGNET_BASE_URL=self.magnet.base_url,
         )
 
     def hosts(self) -> dict[str, Any]:
@@ -133,3 +137,82 @@ async def test_a_platform_without_lookup_is_sent_a_lost_create_at_most_twice(
     [comment] = harness.github.app_comments()
     assert "cannot be asked whether a session was started" in comment.body
     assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}
+
+
+async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_afresh(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    """Three steps through the real app; the sandbox step fails once, and the retry meets a
+    new adapter (as on another replica), which resumes from the job's journal."""
+    platforms = Platforms(tembo)
+    configured = platforms.settings(settings)
+    http = httpx.AsyncClient(transport=route({github.host: github, **platforms.hosts()}))
+    built: list[object] = []
+
+    def fresh_adapter(name: str) -> SessionPlatform:
+        adapter = registry.build(name, configured, http)
+        built.append(adapter)
+        return adapter
+
+    failures = [503]
+
+    def sandbox_down_once(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/api/sandbox" and failures:
+            return recoup_fake.failure(failures.pop(), "sandbox provider busy")
+        return None
+
+    platforms.recoup.fault = sandbox_down_once
+    app = create_app(configured, http=http, platforms=fresh_adapter, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            harness = Harness(app, client, github, tembo)
+            github.permissions[(REPO, "Codertocat")] = "write"
+            github.files[(REPO, ".github/tembo.yml")] = "platform: recoup\n"
+            await harness.deliver("issues", payloads.labeled(repo=REPO))
+            await harness.settle()
+            [comment] = github.app_comments()
+            counts = await harness.runtime.store.job_counts("delivery")
+    await http.aclose()
+
+    assert counts == {"done": 1}
+    assert len(built) >= 2 and len({id(a) for a in built}) == len(built)
+    [session] = platforms.recoup.sessions
+    assert platforms.recoup.sandboxes == {session["id"]: f"https://github.com/{REPO}"}
+    [workflow] = platforms.recoup.workflows
+    assert workflow["sessionId"] == session["id"]
+    assert "dispatch-id: gh-" in workflow["messages"][0]["parts"][0]["text"]
+    assert session["id"] in comment.body
+
+
+async def test_tembo_v1_lost_answer_through_the_app_makes_one_session_and_reads_no_list(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    tembo.enable(REPO)
+    lost = [True]
+
+    def created_then_lost(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/sessions" and lost:
+            lost.clear()
+            tembo.create_v1(json.loads(request.content))
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return None
+
+    tembo.fault = created_then_lost
+    http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
+    app = create_app(settings.with_platform_env(TEMBO_API="v1"), http=http, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            harness = Harness(app, client, github, tembo)
+            github.permissions[(REPO, "Codertocat")] = "write"
+            await harness.deliver("issues", payloads.labeled(repo=REPO))
+            await harness.settle()
+            [comment] = github.app_comments()
+            counts = await harness.runtime.store.job_counts("delivery")
+    await http.aclose()
+    assert counts == {"done": 1}
+    [session] = tembo.sessions
+    assert session["htmlUrl"] in comment.body
+    assert ("GET", f"/v1/sessions/{session['id']}") in tembo.calls
+    assert not [call for call in tembo.calls if call[1].startswith("/session/")]

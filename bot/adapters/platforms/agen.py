@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 from bot.adapters.platforms.transport import remember, send, session_from
-from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "agen"
 LABEL = "Agen"
@@ -113,7 +113,7 @@ class AgenPlatform:
             body["model"] = request.agent
         return body
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         session = self._undelivered.get(request.dispatch_id)
         if session is None:
             data = await send(

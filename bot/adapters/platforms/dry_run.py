@@ -15,7 +15,7 @@ import json
 
 from bot import __version__
 from bot.adapters.platforms.tembo import CREATE_PATH, TemboPlatform
-from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "dry-run"
 REDACTED = "Bearer <TEMBO_API_KEY, redacted>"
@@ -51,7 +51,7 @@ class DryRunPlatform:
             ensure_ascii=False,
         )
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         return Session(
             id=f"dry-run-{request.dispatch_id}",
             url="",

@@ -9,8 +9,9 @@ which expires. Each refusal therefore says what the operator should do.
 After a lost answer, `find_session` reads List Sessions and Get Session
 (docs.magnet.run/api-reference/sessions/list-sessions, .../get-session) and looks for the
 dispatch id in the first message of this repository's sessions. Those pages document an
-API key; this adapter has only the cookie. If Magnet refuses it, nothing is found and
-the retry may create a second session.
+API key (`x-api-key`): with `MAGNET_API_KEY` set, every read uses it; without, the reads
+try the cookie, and if Magnet refuses it nothing is found and the retry may create a
+second session.
 
 Following a session (issue 10), with the same cookie and the same caveat:
 
@@ -33,7 +34,7 @@ from typing import Any
 import httpx
 
 from bot.adapters.platforms.transport import send, session_from
-from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "magnet"
 LABEL = "Magnet"
@@ -77,6 +78,8 @@ class MagnetPlatform:
         organization_id: str,
         base_url: str = "https://magnet.run",
         session_url: str = "https://magnet.run/sessions/{id}",
+        *,
+        api_key: str | None = None,
     ) -> None:
         self._http = http
         # Accept the cookie as copied from a browser, with or without its name.
@@ -85,9 +88,16 @@ class MagnetPlatform:
         self.base_url = base_url.rstrip("/")
         self.session_url = session_url
         self._explain = explain(organization_id)
+        self._api_key = api_key
 
     def _headers(self) -> dict[str, str]:
         return {"Cookie": f"{COOKIE}={self._cookie}", "Accept": "application/json"}
+
+    def _read_headers(self) -> dict[str, str]:
+        """Reads and lookups: the documented API key when there is one, else the cookie."""
+        if self._api_key:
+            return {"x-api-key": self._api_key, "Accept": "application/json"}
+        return self._headers()
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body: only fields seed 004 lists. Magnet names the branch itself."""
@@ -101,7 +111,7 @@ class MagnetPlatform:
             body["model"] = request.agent
         return body
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         data = await send(
             self._http,
             LABEL,
@@ -137,7 +147,7 @@ class MagnetPlatform:
             LABEL,
             "GET",
             f"{self.base_url}{SESSIONS_PATH}/{session_id}",
-            headers=self._headers(),
+            headers=self._read_headers(),
             params={"organizationId": self.organization_id},
             explain=self._read_explain(session_id),
         )
@@ -180,7 +190,7 @@ class MagnetPlatform:
                 LABEL,
                 "GET",
                 f"{self.base_url}{path}",
-                headers=self._headers(),
+                headers=self._read_headers(),
                 params={"organizationId": self.organization_id},
             )
         except PlatformError as exc:

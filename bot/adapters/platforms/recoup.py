@@ -1,50 +1,50 @@
-"""Recoup (seed 002): `POST /api/sessions` with an `x-api-key`, then the prompt as the
-first message of the chat that call returns. The link posted back is the session's chat
-page (`RECOUP_CHAT_URL`).
+"""Recoup: three calls make one session on the issue's repository, each journaled in
+the dispatch's `Steps`, so a retry on any replica resumes at the call that failed:
 
-The two calls are one unit for the worker: a session whose prompt could not be sent is
-remembered by dispatch id, so the retry sends only the prompt. That memory lives in this
-process only. Recoup documents no call that lists sessions, so:
+1. `POST /api/sessions {title}` answers `{session, chat}`. Its body takes only `title`,
+   `organizationId` and `artistId` (recoupable/api lib/sessions/validateCreateSessionBody.ts
+   at 8a8fc100547de95be6ae3857a90d07dd86c80af9; Zod drops any other key without a word,
+   so seed 002's `repoOwner/repoName/branch/cloneUrl/isNewBranch` never reached it);
+2. `POST /api/sandbox {repoUrl, sessionId}` clones the issue's repository into the
+   session's sandbox and answers once it is active (lib/sandbox/createSandboxHandler.ts,
+   validateCreateSandboxBody.ts; recoupable/docs api-reference/openapi/sandbox.json at
+   04a2607d32c9e38da0170dbed8731f82fd61dfee). The sandbox is named after the session and
+   resumed, not duplicated, when asked again, so this call is safe to repeat. Private
+   repositories are cloned with Recoup's server-side GitHub token: the status comment says
+   so, and a refusal names it;
+3. `POST /api/chat {messages: [UIMessage], chatId, sessionId}` starts the agent in the
+   session's first chat (app/api/chat/route.ts, lib/chat/validateChatWorkflow.ts,
+   handleChatWorkflowStream.ts). It answers with the agent's stream: only its status is
+   read, then it is closed, and the workflow goes on. 400 "Sandbox not initialized" and
+   409 (another reply streaming in that chat) are retried with backoff. The message's id
+   is derived from the dispatch id; a resend while the agent still runs gets the running
+   workflow's stream back rather than a second run, but a resend after it finished starts
+   another, so a lost answer here is resent at most once (the worker's rule).
 
-- a crash (or a restart) between the two calls creates a second session on the retry,
-  and the first is left without a prompt;
-- a create whose answer was lost (a timeout after sending) may duplicate the session;
-- a prompt whose answer was lost may be sent twice.
+`POST /api/chat/runs`, which the adapter used before, drops `sessionId/chatId`
+(lib/chat/runs/validateChatRunRequest.ts) and provisions a session of its own, so each
+dispatch made two sessions, neither on the issue's repository. `POST /api/chat/workflow`
+is kept by Recoup as an alias of `/api/chat`.
 
-This module sends only the fields the pages list and turns answers into a `Session` or a
-`PlatformError`; retries and the job's progress belong to the worker.
+Recoup documents no call that finds a session by anything we send, so `find_session`
+finds nothing; the worker resends a create whose answer was lost at most once.
 
-Following a session (issue 10). Sources: developers.recoupable.com/api-reference/sessions
-and /chat, whose OpenAPI is github.com/recoupable/docs api-reference/openapi/sessions.json;
-handlers in github.com/recoupable/api.
+Following a session (recoupable/docs api-reference/openapi/sessions.json):
 
 - followed: `status` (running, completed, failed, archived) and, while running,
   `lifecycleState` (provisioning, active, hibernating, hibernated, restoring, archived,
   failed), with `lifecycleError` as the failure reason, read with
   `GET /api/sessions/{sessionId}`. Not followed: pull requests. A Recoup session names
-  its repository and `branch` but no pull request;
-- follow-up messages: `POST /api/chat/workflow {messages, chatId, sessionId}`, the call
-  Recoup's own chat uses to speak in an existing session's chat, aimed at the session's
-  first chat (`GET /api/sessions/{sessionId}/chats`, oldest first). It starts a durable
-  workflow and answers with its stream; the adapter reads only the status and closes the
-  stream, and the workflow goes on (it is stopped only by the stop call below). Recoup
-  refuses it (400) until the session's sandbox is active, and with 409 while another
-  reply is streaming in that chat, which the worker retries. The message carries no
-  dispatch id field; its UIMessage id is derived from the dispatch id;
-- stop: `POST /api/chat/{chatId}/stop` (api-reference/chat/stop; answers
-  `{success, stopped}`) for every chat of the session. It cancels the reply being
-  streamed; the session itself stays `running`, so a read after a stop does not say
-  "stopped".
-
-The prompt itself goes through `POST /api/chat/runs`, which (see `CHAT_RUNS_PATH`)
-provisions a session of its own: the session followed here is the one `POST
-/api/sessions` made, which that prompt does not reach.
+  no pull request;
+- follow-up messages: `POST /api/chat`, as step 3, into the session's first chat
+  (`GET /api/sessions/{sessionId}/chats`, oldest first);
+- stop: `POST /api/chat/{chatId}/stop` (answers `{success, stopped}`) for every chat of
+  the session. It cancels the reply being streamed; the session itself stays `running`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,6 @@ from bot import __version__
 from bot.adapters.platforms.transport import (
     TIMEOUT,
     error_message,
-    remember,
     retry_after,
     send,
 )
@@ -63,34 +62,29 @@ from bot.ports import (
     Session,
     SessionRequest,
     SessionState,
+    Steps,
     is_transient_status,
 )
 
 NAME = "recoup"
 LABEL = "Recoup"
 CREATE_PATH = "/api/sessions"
-# Where the prompt goes. Documented at developers.recoupable.com/api-reference/chat/runs
-# (POST /api/chat/runs, x-api-key), but that page's body lists only `prompt` | `messages`,
-# `artistId` and `model`; `sessionId` and `chatId` appear only in its 202 answer
-# `{runId, chatId, sessionId}`, and the page says the run provisions its own session.
-# The API's source agrees (github.com/recoupable/api lib/chat/runs/validateChatRunRequest.ts
-# strips unknown keys, so the two ids are dropped, not refused). The documented way to
-# speak in an existing session's chat is POST /api/chat/workflow {messages, chatId,
-# sessionId}, which needs a provisioned sandbox and answers with a stream. Sent here as
-# the brief of issue 5 asks; see the README's Recoup paragraph.
-CHAT_RUNS_PATH = "/api/chat/runs"
+SANDBOX_PATH = "/api/sandbox"
+CHAT_PATH = "/api/chat"
 # sessions.json: GET /api/sessions/{sessionId} -> {session: Session}.
 SESSION_PATH = "/api/sessions/{id}"
 # sessions.json: GET /api/sessions/{sessionId}/chats -> {chats: [ChatSummary], defaultModelId},
 # "sorted by createdAt ascending".
 CHATS_PATH = "/api/sessions/{id}/chats"
-# developers.recoupable.com/api-reference/chat/workflow; body schema in recoupable/api
-# lib/chat/validateChatWorkflowBody.ts: {messages: UIMessage[], chatId, sessionId, context?}.
-# Answers a UI-message stream (recoupable/api lib/chat/handleChatWorkflowStream.ts).
-WORKFLOW_PATH = "/api/chat/workflow"
-# developers.recoupable.com/api-reference/chat/stop (recoupable/docs api-reference/chat/
-# stop.mdx); recoupable/api lib/chat/handleStopChatWorkflow.ts answers {success, stopped}.
+# recoupable/docs api-reference/chat/stop.mdx; lib/chat/handleStopChatWorkflow.ts.
 STOP_PATH = "/api/chat/{id}/stop"
+# Cloning a repository into a fresh sandbox takes minutes when no snapshot exists.
+SANDBOX_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+# The dispatch's journal keys (ports.Steps).
+STEP_SESSION = "recoup.session"
+STEP_CHAT = "recoup.chat"
+STEP_SANDBOX = "recoup.sandbox"
+STEP_PROMPT = "recoup.prompt"
 # sessions.json Session.status / Session.lifecycleState.
 STATUS_PHASES = {"completed": "finished", "failed": "failed", "archived": "stopped"}
 LIFECYCLE_PHASES = {
@@ -107,25 +101,30 @@ CREATE_EXPLAIN = {
     403: "the Recoup key may not create sessions for this account",
     404: "RECOUP_BASE_URL does not point at Recoup's API (https://api.recoupable.com)",
 }
+SANDBOX_EXPLAIN = {
+    **CREATE_EXPLAIN,
+    400: "Recoup takes only github.com repositories",
+    404: "Recoup does not know the session it just created",
+    502: (
+        "Recoup could not provision the sandbox; for a private repository, Recoup's "
+        "server-side GitHub token must have access to it"
+    ),
+}
 PROMPT_EXPLAIN = {
     **CREATE_EXPLAIN,
     404: "Recoup does not know the session or chat it just created",
 }
-# Enough for every dispatch a process retries; old entries are dropped first.
-
-
-@dataclass(frozen=True)
-class _Created:
-    session_id: str
-    chat_id: str
-    status: str
+PRIVATE_NOTE = (
+    "This repository is private: Recoup clones it with its own server-side GitHub token, "
+    "which must have access to {repo}."
+)
 
 
 class RecoupPlatform:
     name = NAME
-    can_find = False  # Recoup documents no call that lists sessions
+    can_find = False  # Recoup documents no call that finds a session by our dispatch
     can_read = True  # GET /api/sessions/{sessionId}
-    can_message = True  # POST /api/chat/workflow, into the session's first chat
+    can_message = True  # POST /api/chat, into the session's first chat
     can_stop = True  # POST /api/chat/{chatId}/stop, for each of its chats
 
     def __init__(
@@ -139,29 +138,17 @@ class RecoupPlatform:
         self._key = api_key
         self.base_url = base_url.rstrip("/")
         self.chat_url = chat_url
-        # Created, prompt not yet accepted: the retry sends only the prompt.
-        self._undelivered: OrderedDict[str, _Created] = OrderedDict()
-        # Created and prompted: what find_session can answer without a list call.
-        self._started: OrderedDict[str, Session] = OrderedDict()
 
     def _headers(self) -> dict[str, str]:
         return {"x-api-key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
-        """The create body: only fields seed 002 lists. With `isNewBranch` Recoup names
-        the branch itself and ignores `branch`."""
-        return {
-            "title": request.title,
-            "repoOwner": request.repository.owner,
-            "repoName": request.repository.name,
-            "branch": request.branch_name,
-            "cloneUrl": request.repository.clone_url,
-            "isNewBranch": True,
-        }
+        """Step 1's body: the only field of validateCreateSessionBody.ts we have."""
+        return {"title": request.title}
 
-    async def create_session(self, request: SessionRequest) -> Session:
-        created = self._undelivered.get(request.dispatch_id)
-        if created is None:
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
+        session_id, chat_id = steps.get(STEP_SESSION), steps.get(STEP_CHAT)
+        if session_id is None or chat_id is None:
             data = await send(
                 self._http,
                 LABEL,
@@ -172,41 +159,64 @@ class RecoupPlatform:
                 explain=CREATE_EXPLAIN,
             )
             created = _created(data)
-            remember(self._undelivered, request.dispatch_id, created)
-        session = Session(
-            id=created.session_id,
-            url=self.chat_url.format(session_id=created.session_id, chat_id=created.chat_id),
-            status=created.status,
+            session_id, chat_id = created.session_id, created.chat_id
+            # The chat first: a session id is only taken as made with its chat beside it.
+            await steps.put(STEP_CHAT, chat_id)
+            await steps.put(STEP_SESSION, session_id)
+        notes = (
+            (PRIVATE_NOTE.format(repo=request.repository.full_name),)
+            if request.repository.private
+            else ()
         )
+        session = Session(
+            id=session_id,
+            url=self.chat_url.format(session_id=session_id, chat_id=chat_id),
+            status="running",
+            notes=notes,
+        )
+        if steps.get(STEP_PROMPT) is not None:
+            return session  # every step done; only the answer to the worker was lost
+        try:
+            if steps.get(STEP_SANDBOX) is None:
+                await self._sandbox(request, session_id)
+                await steps.put(STEP_SANDBOX, "active")
+            await self._start_chat(
+                {
+                    "messages": [_message(request.dispatch_id, request.prompt)],
+                    "chatId": chat_id,
+                    "sessionId": session_id,
+                },
+                PROMPT_EXPLAIN,
+            )
+        except PlatformError as exc:
+            raise exc.reworded(
+                f"the Recoup session {session.url} was created but could not be started: "
+                f"{exc.message}"
+            ) from exc
+        await steps.put(STEP_PROMPT, "sent")
+        return session
+
+    async def _sandbox(self, request: SessionRequest, session_id: str) -> None:
         try:
             await send(
                 self._http,
                 LABEL,
                 "POST",
-                f"{self.base_url}{CHAT_RUNS_PATH}",
+                f"{self.base_url}{SANDBOX_PATH}",
                 headers=self._headers(),
-                json={
-                    "prompt": request.prompt,
-                    "sessionId": created.session_id,
-                    "chatId": created.chat_id,
-                },
-                explain=PROMPT_EXPLAIN,
+                json={"repoUrl": request.repository.html_url, "sessionId": session_id},
+                explain=SANDBOX_EXPLAIN,
+                wait=SANDBOX_TIMEOUT,
             )
         except PlatformError as exc:
-            if not exc.transient:
-                self._undelivered.pop(request.dispatch_id, None)
-            raise exc.reworded(
-                f"the Recoup session {session.url} was created but the prompt could not be "
-                f"sent: {exc.message}"
-            ) from exc
-        self._undelivered.pop(request.dispatch_id, None)
-        remember(self._started, request.dispatch_id, session)
-        return session
+            # The sandbox is named after the session and resumed when asked again: a
+            # lost answer is safe to send again, so it is not left "ambiguous".
+            if exc.ambiguous:
+                exc.ambiguous = False
+            raise
 
     async def find_session(self, request: SessionRequest) -> Session | None:
-        # No list call: only what this process saw. A session created but not yet
-        # prompted is not "found", so the worker calls create_session, which resumes.
-        return self._started.get(request.dispatch_id)
+        return None  # no lookup: the worker resends a lost create at most once
 
     async def get_session(self, session_id: str) -> SessionState:
         data = await send(
@@ -223,16 +233,25 @@ class RecoupPlatform:
         return session_state(session)
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
-        chats = await self._chats(session_id)
+        chats = await self._chat_list(session_id)
         if not chats:
             raise PlatformError(f"the Recoup session {session_id} has no chat", transient=False)
-        message = {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tembo-dispatch:{dispatch_id}")),
-            "role": "user",
-            "parts": [{"type": "text", "text": text}],
-        }
-        await self._start_workflow(
-            {"messages": [message], "chatId": chats[0], "sessionId": session_id},
+        first = chats[0]
+        if first.get("isStreaming") is True:
+            # Recoup answers a message sent now with the running reply's stream and drops
+            # the message (lib/chat/maybeResumeChatStream.ts): wait for the reply to end.
+            raise PlatformError(
+                f"the Recoup session {session_id} is still answering; the message is sent "
+                "once it finishes",
+                status=409,
+                transient=True,
+            )
+        await self._start_chat(
+            {
+                "messages": [_message(dispatch_id, text)],
+                "chatId": str(first["id"]),
+                "sessionId": session_id,
+            },
             _follow_explain(session_id),
         )
 
@@ -249,6 +268,10 @@ class RecoupPlatform:
 
     async def _chats(self, session_id: str) -> list[str]:
         """The ids of the session's chats, oldest first."""
+        return [str(chat["id"]) for chat in await self._chat_list(session_id)]
+
+    async def _chat_list(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's chats (ChatSummary), oldest first."""
         data = await send(
             self._http,
             LABEL,
@@ -259,13 +282,13 @@ class RecoupPlatform:
         )
         chats = data.get("chats") if isinstance(data, dict) else None
         return [
-            str(chat["id"])
+            chat
             for chat in (chats if isinstance(chats, list) else [])
             if isinstance(chat, dict) and chat.get("id")
         ]
 
-    async def _start_workflow(self, body: dict[str, Any], explain: dict[int, str]) -> None:
-        """POST /api/chat/workflow and close its stream once the status is known.
+    async def _start_chat(self, body: dict[str, Any], explain: dict[int, str]) -> None:
+        """POST /api/chat and close its stream once the status is known.
 
         The same error classes as `transport.send`, which cannot be used here: it reads
         the whole body, and this one lasts as long as the agent's reply."""
@@ -273,7 +296,7 @@ class RecoupPlatform:
         try:
             async with self._http.stream(
                 "POST",
-                f"{self.base_url}{WORKFLOW_PATH}",
+                f"{self.base_url}{CHAT_PATH}",
                 headers=headers,
                 json=body,
                 timeout=TIMEOUT,
@@ -292,12 +315,15 @@ class RecoupPlatform:
                 ambiguous=True,
             ) from exc
         status = response.status_code
-        said = "`" + error_message(response).replace("`", "'").strip()[:500] + "`"
-        reason = explain.get(status)
+        words = error_message(response)
+        said = "`" + words.replace("`", "'").strip()[:500] + "`"
+        # Right after step 2 the session row may not show the sandbox yet: wait, not fail.
+        not_ready = status == 400 and "sandbox not initialized" in words.lower()
+        reason = "the session's sandbox is not active yet" if not_ready else explain.get(status)
         raise PlatformError(
             f"{LABEL} answered {status}: {said}" + (f" ({reason})" if reason else ""),
             status=status,
-            transient=is_transient_status(status),
+            transient=not_ready or is_transient_status(status),
             retry_after=retry_after(response),
         )
 
@@ -329,6 +355,12 @@ def _follow_explain(session_id: str) -> dict[int, str]:
     }
 
 
+@dataclass(frozen=True)
+class _Created:
+    session_id: str
+    chat_id: str
+
+
 def _created(data: Any) -> _Created:
     session = data.get("session") if isinstance(data, dict) else None
     chat = data.get("chat") if isinstance(data, dict) else None
@@ -341,5 +373,13 @@ def _created(data: Any) -> _Created:
         raise PlatformError(
             "Recoup answered without a session and chat id", transient=True, ambiguous=True
         )
-    status = session.get("status") or session.get("lifecycleState") or ""
-    return _Created(str(session["id"]), str(chat["id"]), str(status))
+    return _Created(str(session["id"]), str(chat["id"]))
+
+
+def _message(dispatch_id: str, text: str) -> dict[str, Any]:
+    """A UIMessage whose id is the same for every send of this dispatch."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tembo-dispatch:{dispatch_id}")),
+        "role": "user",
+        "parts": [{"type": "text", "text": text}],
+    }

@@ -1,5 +1,19 @@
-"""Tembo (seeds 000/001): `POST /session/create` with a Bearer key; the answer's
-`htmlUrl` is the link posted back. The reference adapter for the others.
+"""Tembo, with a Bearer key, through one of two APIs (`TEMBO_API`):
+
+- `legacy` (the default, seeds 000/001): `POST /session/create`; the answer's `htmlUrl`
+  is the link posted back. After a lost answer the dispatch id is looked up with
+  `GET /session/search?q=` (title and description), and only if Tembo has no search,
+  by reading `GET /session/list` back to the first send (tembo/docs
+  openapi.documented.yml at 53d0749dc44ca6e1c20887036e8369e62e6660ee);
+- `v1` (the Public API; tembo/sdk openapi/openapi.json at
+  1502e3587c61010bdcb5299dff1f4d3b950fde82, operationId createSession):
+  `POST /v1/sessions {id, description, codeRepositoryIds, baseBranch, targetBranch,
+  branchName, agent?}` where `id` is a UUID derived from the dispatch id and the
+  repository's Tembo id is found once per repository with
+  `GET /v1/repositories?search=` (listRepositories) and kept. After a lost answer,
+  `GET /v1/sessions/{id}` says whether the session exists (404: safe to send again), and
+  a 409 on create means the id is taken: ours. No list is read on this path. The default
+  stays `legacy` until a real account has confirmed `v1` end to end.
 
 Following a session (issue 10) uses Tembo's Public API, documented at
 docs.tembo.io/api/v1 (OpenAPI: api.tembo.io/public-api/openapi/public) and generated into
@@ -25,13 +39,17 @@ session, so the three follow calls stay together in the Public API.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+
+if TYPE_CHECKING:
+    from bot.settings import PlatformEnv
 
 NAME = "tembo"
 CREATE_PATH = "/session/create"
@@ -70,6 +88,13 @@ PHASES = {
     "failed": "failed",
     "cancelled": "stopped",
 }
+# openapi.documented.yml: GET /session/search?q (minLength 1)&limit (max 100)&page.
+SEARCH_PATH = "/session/search"
+# openapi.json createSession / listRepositories.
+V1_CREATE_PATH = "/v1/sessions"
+REPOSITORIES_PATH = "/v1/repositories"
+# A v1 session id is ours if it is derived from our dispatch id.
+V1_NAMESPACE = uuid.UUID("6f1d1a52-54c3-4b55-9c0f-7d0e0a3b4c21")
 EXPLAIN = {
     401: "TEMBO_API_KEY was refused; create a new key in Tembo's settings",
     403: "the Tembo key may not create sessions for this organisation",
@@ -90,11 +115,18 @@ class TemboPlatform:
         api_key: str,
         base_url: str = "https://api.tembo.io",
         default_agent: str | None = None,
+        *,
+        api: str = "legacy",
     ) -> None:
         self._http = http
         self._key = api_key
         self.base_url = base_url.rstrip("/")
         self.default_agent = default_agent
+        self.api = api
+        # Repository full name (lower case) -> its Tembo id, for v1 creates.
+        self._repository_ids: dict[str, str] = {}
+        # Which call answered the last lookup (search or list), for logs and tests.
+        self.last_lookup = ""
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
@@ -112,7 +144,57 @@ class TemboPlatform:
             body["agent"] = agent
         return body
 
-    async def create_session(self, request: SessionRequest) -> Session:
+    def v1_id(self, dispatch_id: str) -> str:
+        return str(uuid.uuid5(V1_NAMESPACE, dispatch_id))
+
+    async def v1_body(self, request: SessionRequest) -> dict[str, Any]:
+        """The v1 create body (additionalProperties: false in the schema)."""
+        body: dict[str, Any] = {
+            "id": self.v1_id(request.dispatch_id),
+            "description": request.prompt,
+            "codeRepositoryIds": [await self._repository_id(request)],
+            "baseBranch": request.target_branch,
+            "targetBranch": request.target_branch,
+            "branchName": request.branch_name,
+        }
+        agent = request.agent or self.default_agent
+        if agent:
+            body["agent"] = agent
+        return body
+
+    async def _repository_id(self, request: SessionRequest) -> str:
+        repo = request.repository
+        key = repo.full_name.lower()
+        if key not in self._repository_ids:
+            data = await send(
+                self._http,
+                "Tembo",
+                "GET",
+                f"{self.base_url}{REPOSITORIES_PATH}",
+                headers=self._headers(),
+                params={"search": repo.name, "limit": 100},
+                explain=EXPLAIN,
+            )
+            items = data.get("items") if isinstance(data, dict) else None
+            for item in items if isinstance(items, list) else []:
+                if not isinstance(item, dict) or not item.get("id"):
+                    continue
+                name = f"{item.get('owner') or ''}/{item.get('name') or ''}".lower()
+                url = str(item.get("url") or "").lower().removesuffix(".git").rstrip("/")
+                if name == key or url == repo.html_url.lower().rstrip("/"):
+                    self._repository_ids[key] = str(item["id"])
+                    break
+            else:
+                raise PlatformError(
+                    f"Tembo has no enabled repository {repo.full_name}: enable it in Tembo "
+                    "(Integrations) for the organisation that owns TEMBO_API_KEY",
+                    transient=False,
+                )
+        return self._repository_ids[key]
+
+    async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
+        if self.api == "v1":
+            return await self._create_v1(request)
         data = await send(
             self._http,
             "Tembo",
@@ -124,8 +206,67 @@ class TemboPlatform:
         )
         return _session(data)
 
+    async def _create_v1(self, request: SessionRequest) -> Session:
+        try:
+            data = await send(
+                self._http,
+                "Tembo",
+                "POST",
+                f"{self.base_url}{V1_CREATE_PATH}",
+                headers=self._headers(),
+                json=await self.v1_body(request),
+                explain=EXPLAIN,
+            )
+        except PlatformError as exc:
+            if exc.status != 409:
+                raise
+            # The id is derived from our dispatch: an earlier send made it.
+            found = await self._find_v1(request)
+            if found is None:
+                raise
+            return found
+        return _session(data)
+
+    async def _find_v1(self, request: SessionRequest) -> Session | None:
+        session_id = self.v1_id(request.dispatch_id)
+        try:
+            data = await send(
+                self._http,
+                "Tembo",
+                "GET",
+                self.base_url + SESSION_PATH.format(id=session_id),
+                headers=self._headers(),
+                explain=_follow_explain(session_id),
+            )
+        except PlatformError as exc:
+            if exc.status == 404:
+                return None  # never made: safe to send again
+            raise
+        self.last_lookup = "get"
+        return _session(data)
+
     async def find_session(self, request: SessionRequest) -> Session | None:
+        if self.api == "v1":
+            return await self._find_v1(request)
         marker = f"dispatch-id: {request.dispatch_id}"
+        try:
+            data = await send(
+                self._http,
+                "Tembo",
+                "GET",
+                f"{self.base_url}{SEARCH_PATH}",
+                headers=self._headers(),
+                params={"q": request.dispatch_id, "limit": LIST_LIMIT},
+                explain=EXPLAIN,
+            )
+        except PlatformError as exc:
+            # A Tembo without the search call (404/405/501): read the list instead.
+            if exc.status not in (404, 405, 501):
+                raise
+        else:
+            self.last_lookup = "search"
+            return _marked(data, marker)
+        self.last_lookup = "list"
         cutoff = request.first_sent_at - CLOCK_SKEW if request.first_sent_at else None
         for page in range(1, (LIST_PAGES if cutoff else LIST_PAGES_BLIND) + 1):
             data = await send(
@@ -137,22 +278,14 @@ class TemboPlatform:
                 params={"limit": LIST_LIMIT, "page": page},
                 explain=EXPLAIN,
             )
-            items: Any = data
-            if isinstance(data, dict):
-                items = next(
-                    (data[key] for key in ("issues", "sessions", "data") if key in data), []
-                )
-            for item in items if isinstance(items, list) else []:
-                if not isinstance(item, dict) or not item.get("id"):
-                    continue
-                text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
-                if marker in text:
-                    url = item.get("htmlUrl") or APP_SESSION_URL.format(id=item["id"])
-                    return _session({**item, "htmlUrl": url})
+            items = _items(data)
+            found = _marked(data, marker)
+            if found is not None:
+                return found
             meta = data.get("meta") if isinstance(data, dict) else None
             if not (isinstance(meta, dict) and meta.get("hasNext") is True):
                 break
-            oldest = _created_at(items[-1]) if isinstance(items, list) and items else None
+            oldest = _created_at(items[-1]) if items else None
             if cutoff is not None and oldest is not None and oldest < cutoff:
                 break  # older than our first send: it cannot be further down
         return None
@@ -247,9 +380,73 @@ def _session(data: Any) -> Session:
     return Session(id=str(data["id"]), url=str(data["htmlUrl"]), status=str(data.get("status", "")))
 
 
+def _items(data: Any) -> list[Any]:
+    items: Any = data
+    if isinstance(data, dict):
+        items = next((data[key] for key in ("sessions", "issues", "data") if key in data), [])
+    return items if isinstance(items, list) else []
+
+
+def _marked(data: Any, marker: str) -> Session | None:
+    """The listed session whose prompt carries `marker` (our dispatch id trailer)."""
+    for item in _items(data):
+        if not isinstance(item, dict) or not item.get("id"):
+            continue
+        text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
+        if marker in text:
+            url = item.get("htmlUrl") or APP_SESSION_URL.format(id=item["id"])
+            return _session({**item, "htmlUrl": url})
+    return None
+
+
 def _created_at(item: Any) -> float | None:
     value = item.get("createdAt") if isinstance(item, dict) else None
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+async def probe(env: PlatformEnv, http: httpx.AsyncClient) -> tuple[bool, str]:
+    """`python -m bot check`: a cheap authenticated read. Tembo documents no call made
+    only to test a key, so a 404 here means the key cannot be verified without creating
+    a session."""
+    base = env.require("TEMBO_BASE_URL")
+    api = env.require("TEMBO_API")
+    using = (
+        "TEMBO_API=v1: sessions are created with POST /v1/sessions"
+        if api == "v1"
+        else "TEMBO_API=legacy: sessions are created with POST /session/create"
+    )
+    path = REPOSITORIES_PATH if api == "v1" else LIST_PATH
+    try:
+        await send(
+            http,
+            "Tembo",
+            "GET",
+            f"{base}{path}",
+            headers={
+                "Authorization": f"Bearer {env.require('TEMBO_API_KEY')}",
+                "Accept": "application/json",
+            },
+            params={"limit": 1},
+        )
+    except PlatformError as exc:
+        status = exc.status
+        if status is None:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else exc.message
+            return False, f"TEMBO_BASE_URL {base} cannot be reached ({cause})"
+        if status in (401, 403):
+            return False, (
+                f"TEMBO_API_KEY was refused by {base} ({status}): create a new key in "
+                "Tembo's settings and set TEMBO_API_KEY"
+            )
+        if status == 404:
+            return False, (
+                f"TEMBO_BASE_URL {base} has no GET {path} (404): check TEMBO_BASE_URL "
+                "(https://api.tembo.io); the key cannot be verified without creating a session"
+            )
+        return False, (
+            f"Tembo answered {status} to GET {path}; the key could not be verified, try again later"
+        )
+    return True, f"TEMBO_API_KEY accepted by {base} (GET {path}); {using}"

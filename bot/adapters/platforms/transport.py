@@ -59,6 +59,7 @@ async def send(
     json: Any = None,
     params: dict[str, Any] | None = None,
     explain: dict[int, str] | None = None,
+    wait: httpx.Timeout = TIMEOUT,
 ) -> Any:
     """Send one request; return the decoded JSON body of a 2xx answer.
 
@@ -71,7 +72,7 @@ async def send(
             headers={"User-Agent": f"tembo-dispatch/{__version__}", **headers},
             json=json,
             params=params,
-            timeout=TIMEOUT,
+            timeout=wait,
         )
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         # Nothing reached the platform: safe to send again.

@@ -4,9 +4,9 @@ api-reference/sessions: list-sessions, get-session).
 Strict about the request: creating takes a browser session cookie `__session` and never
 an API key (400, as the page's error table says), `organizationId` required, only the
 fields the page lists, with their types; answers 201 `{session}` with the fields of the
-page's example. List and Get are documented for API keys; whether they take the browser
-cookie is unknown, so `reads_accept_cookie` chooses. Errors are `{error}`, an assumption:
-no page shows an error body.
+page's example. List and Get are documented for API keys (`x-api-key`, `api_key` here);
+whether they take the browser cookie is unknown, so `reads_accept_cookie` chooses.
+Errors are `{error}`, an assumption: no page shows an error body.
 
 Following a session reads Get Session, whose `status` is active, completed or failed and
 whose `metadata` carries `branch`, `prNumber`, `prUrl` and `prStatus` (get-session and
@@ -62,6 +62,8 @@ class FakeMagnet:
     organization_id: str = "org_abc123"
     host: str = "magnet.test"
     reads_accept_cookie: bool = True
+    # List and Get Session as documented: `x-api-key` (docs.magnet.run api-reference).
+    api_key: str = "magnet-api-key"
     sessions: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     # Called after the request passed validation; may answer instead, or raise.
@@ -100,7 +102,10 @@ class FakeMagnet:
             if body["organizationId"] != self.organization_id:
                 return failure(403, "Forbidden")
         elif method == "GET" and (path == "/api/sessions" or ONE.match(path)):
-            if not (self.reads_accept_cookie and self.signed_in(request)):
+            if "x-api-key" in request.headers:
+                if request.headers["x-api-key"] != self.api_key:
+                    return failure(401, "Unauthorized")
+            elif not (self.reads_accept_cookie and self.signed_in(request)):
                 return failure(401, "Unauthorized")
             self.requests.append((method, path, dict(request.url.params)))
             organization = request.url.params.get("organizationId", self.organization_id)

@@ -1,22 +1,25 @@
-"""A fake of Recoup's API (seed 002: POST /api/sessions; developers.recoupable.com
-api-reference/chat/runs: POST /api/chat/runs).
+"""A fake of Recoup's API as recoupable/api (8a8fc100547de95be6ae3857a90d07dd86c80af9)
+validates it and recoupable/docs api-reference/openapi/{sessions,sandbox}.json document it.
 
-Strict about the request: `x-api-key`, JSON bodies holding only the fields the pages list
-with the types they give (Recoup's own validation drops unknown keys silently; refusing
-them here catches a field the adapter should not send), and answers with every field of
-the pages' examples. Errors use the API's shape, `{status: "error", error}`
-(github.com/recoupable/api lib/sessions/validateCreateSessionBody.ts).
+- `POST /api/sessions {title?, organizationId?, artistId?}` (lib/sessions/
+  validateCreateSessionBody.ts) answers `{session, chat}`; the session works on Recoup's
+  own workspace repository until a sandbox is made for it;
+- `POST /api/sandbox {repoUrl, sessionId?}` (lib/sandbox/validateCreateSandboxBody.ts:
+  repoUrl must be a github.com repository) answers `{createdAt, timeout, currentBranch,
+  mode, timing}` once the sandbox is active, and resumes the session's sandbox when asked
+  again (one per session, counted in `sandboxes`);
+- `POST /api/chat` (and its alias `/api/chat/workflow`) `{messages, chatId, sessionId,
+  context?, recoupAccessToken?}` (lib/chat/validateChatWorkflow.ts): 404 for an unknown
+  session or chat, 400 "Sandbox not initialized" until the session's sandbox is active,
+  the running workflow's stream again while one streams in that chat (recoupable/api
+  lib/chat/maybeResumeChatStream.ts), else a new workflow.
 
-`POST /api/chat/runs` also takes `sessionId` and `chatId`, which the adapter sends to aim
-the prompt at the session it created. The chat/runs page lists them only in its answer;
-see `CHAT_RUNS_PATH` in bot/adapters/platforms/recoup.py.
+Recoup's Zod schemas drop unknown keys silently; this fake refuses them, so a field the
+adapter should not send (one Recoup would ignore) fails a test instead. Errors use the
+API's shape, `{status: "error", error}`.
 
-Following a session (github.com/recoupable/docs api-reference/openapi/sessions.json and
-api-reference/chat/*, handlers in github.com/recoupable/api lib/chat/):
-`GET /api/sessions/{sessionId}` -> `{session}`; `GET /api/sessions/{sessionId}/chats` ->
-`{chats, defaultModelId}`; `POST /api/chat/workflow {messages, chatId, sessionId,
-context?}` answers a stream, 400 while the session's sandbox is not active
-(`lifecycleState` other than `active`), 409 while the chat streams another reply;
+Following a session: `GET /api/sessions/{sessionId}` -> `{session}`;
+`GET /api/sessions/{sessionId}/chats` -> `{chats, defaultModelId}`;
 `POST /api/chat/{chatId}/stop` (chatId a UUID, body empty or `{assistantMessage}`)
 answers `{success, stopped}`. Sessions move on with `advance(id, **fields)` or a `script`
 of such changes, one taken per read of that session; `reply_done(chat_id)` ends a
@@ -37,28 +40,18 @@ import httpx
 
 SESSION_FIELDS: dict[str, tuple[type, ...]] = {
     "title": (str,),
-    "repoOwner": (str,),
-    "repoName": (str,),
-    "branch": (str,),
-    "cloneUrl": (str,),
-    "isNewBranch": (bool,),
-    "sandboxType": (str,),
-}
-RUN_FIELDS: dict[str, tuple[type, ...]] = {
-    "prompt": (str,),
-    "messages": (list,),
+    "organizationId": (str,),
     "artistId": (str,),
-    "model": (str,),
-    # Not on the page's request schema; see the module docstring.
-    "sessionId": (str,),
-    "chatId": (str,),
 }
+SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {"repoUrl": (str,), "sessionId": (str,)}
 WORKFLOW_FIELDS: dict[str, tuple[type, ...]] = {
     "messages": (list,),
     "chatId": (str,),
     "sessionId": (str,),
     "context": (dict,),
+    "recoupAccessToken": (str,),
 }
+CHAT_PATHS = ("/api/chat", "/api/chat/workflow")
 NOW = "2026-11-26T06:00:00Z"
 ONE = re.compile(r"^/api/sessions/([^/]+)$")
 CHATS = re.compile(r"^/api/sessions/([^/]+)/chats$")
@@ -80,18 +73,25 @@ def problems(body: Any, fields: dict[str, tuple[type, ...]]) -> list[str]:
 
 def session_problems(body: Any) -> list[str]:
     found = problems(body, SESSION_FIELDS)
-    if isinstance(body, dict) and body.get("sandboxType", "vercel") != "vercel":
-        found.append("sandboxType must be vercel")
+    if isinstance(body, dict):
+        for key in ("organizationId", "artistId"):
+            if isinstance(body.get(key), str) and not is_uuid(body[key]):
+                found.append(f"{key} must be a valid UUID")
     return found
 
 
-def run_problems(body: Any) -> list[str]:
-    found = problems(body, RUN_FIELDS)
-    if isinstance(body, dict):
-        prompt = body.get("prompt")
-        has_prompt = isinstance(prompt, str) and bool(prompt.strip())
-        if has_prompt == bool(body.get("messages")):
-            found.append("Exactly one of prompt or messages must be provided")
+def sandbox_problems(body: Any) -> list[str]:
+    """lib/sandbox/validateCreateSandboxBody.ts and lib/github/parseGitHubRepoUrl.ts."""
+    found = problems(body, SANDBOX_FIELDS)
+    if not isinstance(body, dict):
+        return found
+    url = body.get("repoUrl")
+    if not isinstance(url, str) or not url:
+        return [*found, "repoUrl is required"]
+    parsed = httpx.URL(url)
+    segments = [part for part in parsed.path.split("/") if part]
+    if parsed.host != "github.com" or len(segments) < 2:
+        found.append("repoUrl must be a valid GitHub repository URL")
     return found
 
 
@@ -135,7 +135,9 @@ class FakeRecoup:
     host: str = "api.recoup.test"
     sessions: list[dict[str, Any]] = field(default_factory=list)
     chats: list[dict[str, Any]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    # Session id -> the repository its sandbox cloned, and how often it was asked.
+    sandboxes: dict[str, str] = field(default_factory=dict)
+    sandbox_calls: int = 0
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     # Called after the request passed validation; may answer instead, or raise.
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
@@ -153,17 +155,17 @@ class FakeRecoup:
             return failure(401, "Unauthorized")
         method, path = request.method, request.url.path
         body: Any = None
-        if method == "POST" and path in ("/api/sessions", "/api/chat/runs", "/api/chat/workflow"):
+        if method == "POST" and path in ("/api/sessions", "/api/sandbox", *CHAT_PATHS):
             try:
                 body = json.loads(request.content)
             except ValueError:
                 return failure(400, "Invalid JSON body")
-            checks = {
-                "/api/sessions": session_problems,
-                "/api/chat/runs": run_problems,
-                "/api/chat/workflow": workflow_problems,
-            }
-            found = checks[path](body)
+            if path == "/api/sessions":
+                found = session_problems(body)
+            elif path == "/api/sandbox":
+                found = sandbox_problems(body)
+            else:
+                found = workflow_problems(body)
         elif method == "GET" and (ONE.match(path) or CHATS.match(path)):
             found = ["no query parameters are documented"] if request.url.params else []
         elif method == "POST" and STOP.match(path):
@@ -193,15 +195,28 @@ class FakeRecoup:
         body = json.loads(request.content)
         if path == "/api/sessions":
             return httpx.Response(200, json=self.create(body))
-        if path == "/api/chat/workflow":
-            return self.workflow(body)
-        if not any(s["id"] == body.get("sessionId") for s in self.sessions) or not any(
-            c["id"] == body.get("chatId") for c in self.chats
-        ):
-            return failure(404, "Session or chat not found")
-        run = {"runId": f"wrun_{uuid.uuid4().hex[:26]}", **_ids(body)}
-        self.runs.append({**run, "prompt": body["prompt"]})
-        return httpx.Response(202, json=run)
+        if path == "/api/sandbox":
+            return self.sandbox(body)
+        return self.workflow(body)
+
+    def sandbox(self, body: dict[str, Any]) -> httpx.Response:
+        """lib/sandbox/createSandboxHandler.ts: bound to the session, resumed if it exists."""
+        self.sandbox_calls += 1
+        session_id = body.get("sessionId")
+        if session_id is not None:
+            session = self.session(session_id)
+            if session is None:
+                return failure(404, "Session not found")
+            self.sandboxes[session_id] = body["repoUrl"]
+            self.advance(session_id, lifecycleState="active", sandboxState={"type": "vercel"})
+        answer = {
+            "createdAt": 1795500000000,
+            "timeout": 1800000,
+            "currentBranch": "main",
+            "mode": "vercel",
+            "timing": {"readyMs": 4200},
+        }
+        return httpx.Response(200, json=answer)
 
     def follow(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -245,12 +260,20 @@ class FakeRecoup:
         chat = self.chat(body["chatId"])
         if chat is None or chat["sessionId"] != session["id"]:
             return failure(404, "Chat not found")
+        stream = 'data: {"type":"start"}\n\ndata: {"type":"start-step"}\n\n'
         if chat["activeStreamId"] is not None:
-            return failure(409, "Another workflow is already running for this chat")
+            # maybeResumeChatStream: the live run's stream again, no second run.
+            return httpx.Response(
+                200,
+                content=stream.encode(),
+                headers={
+                    "content-type": "text/event-stream",
+                    "x-workflow-run-id": chat["activeStreamId"],
+                },
+            )
         run_id = f"wrun_{uuid.uuid4().hex[:26]}"
         chat["activeStreamId"] = run_id
         self.workflows.append({"runId": run_id, **body})
-        stream = 'data: {"type":"start"}\n\ndata: {"type":"start-step"}\n\n'
         return httpx.Response(
             200,
             content=stream.encode(),
@@ -281,15 +304,16 @@ class FakeRecoup:
             "userId": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
             "title": body.get("title") or "Lisbon",
             "status": "running",
-            "isNewBranch": body.get("isNewBranch", False),
+            "isNewBranch": False,
             "globalSkillRefs": [],
             "lifecycleVersion": 1,
             "createdAt": NOW,
             "updatedAt": NOW,
-            "repoOwner": body.get("repoOwner"),
-            "repoName": body.get("repoName"),
-            "branch": "rc/ab12cd34" if body.get("isNewBranch") else body.get("branch"),
-            "cloneUrl": body.get("cloneUrl"),
+            # The caller's own workspace repository (createSessionHandler.ts).
+            "repoOwner": "recoupable",
+            "repoName": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "branch": "main",
+            "cloneUrl": "https://github.com/recoupable/3c90c3cc-0d44-4b50-8888-8dd25736052a.git",
             "sandboxState": {},
             "lifecycleState": "provisioning",
             "lastActivityAt": NOW,
@@ -318,7 +342,3 @@ class FakeRecoup:
         self.sessions.append(session)
         self.chats.append(chat)
         return {"session": session, "chat": chat}
-
-
-def _ids(body: dict[str, Any]) -> dict[str, str]:
-    return {"chatId": body["chatId"], "sessionId": body["sessionId"]}

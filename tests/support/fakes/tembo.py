@@ -1,4 +1,16 @@
-"""A fake of Tembo's public API (seeds 000/001: POST /session/create).
+"""A fake of Tembo's two APIs.
+
+The Developer API (seeds 000/001; tembo/docs openapi.documented.yml at
+53d0749dc44ca6e1c20887036e8369e62e6660ee): `POST /session/create`, `GET /session/list` and
+`GET /session/search?q=` (title and description, case-insensitive here), both paged
+`{sessions, meta}` (search adds `query`; `q` is required, minLength 1).
+
+The Public API's create (tembo/sdk openapi/openapi.json at
+1502e3587c61010bdcb5299dff1f4d3b950fde82, operationId createSession): `POST /v1/sessions`
+with a body of `additionalProperties: false`, `description` required, an optional
+caller-chosen `id` (uuid; taken again: 409), answered 201 with the session;
+`GET /v1/repositories?search=` (listRepositories) over the repositories a test enables
+with `enable(full_name)`.
 
 Strict about the request: Bearer key, JSON body valid against the OpenAPI schema of
 seed 001 (prompt minLength 1, types of every field, no unknown fields), and answers
@@ -49,6 +61,28 @@ MESSAGE_FIELDS: dict[str, tuple[type, ...]] = {
     "deliveryMode": (str,),
     "richContent": (dict,),
     "slashCommand": (dict,),
+}
+# openapi.json createSession requestBody (additionalProperties: false).
+V1_FIELDS: dict[str, tuple[type, ...]] = {
+    "agent": (str,),
+    "baseBranch": (str, type(None)),
+    "projectId": (str, type(None)),
+    "sandboxSize": (str,),
+    "targetBranch": (str, type(None)),
+    "visibility": (str,),
+    "agentOptions": (dict,),
+    "autoDetectRepositories": (bool,),
+    "branchName": (str, type(None)),
+    "codeRepositoryIds": (list,),
+    "description": (str,),
+    "memoryEnabled": (bool,),
+    "id": (str,),
+    "richContent": (dict,),
+    "mcpServers": (list,),
+    "pullRequestId": (str,),
+    "queueRightAway": (bool,),
+    "sessionMode": (str,),
+    "startupAgent": (str,),
 }
 ONE = re.compile(r"^/v1/sessions/([^/]+)$")
 STOP = re.compile(r"^/v1/sessions/([^/]+)/stop$")
@@ -126,6 +160,28 @@ def schema_errors(body: Any) -> list[str]:
     return problems
 
 
+def v1_errors(body: Any) -> list[str]:
+    """What createSession's request schema says is wrong with `body`."""
+    if not isinstance(body, dict):
+        return ["body must be an object"]
+    problems = [f"unknown field {key}" for key in body if key not in V1_FIELDS]
+    for key, kinds in V1_FIELDS.items():
+        if key in body and not isinstance(body[key], kinds):
+            problems.append(f"{key} has the wrong type")
+    description = body.get("description")
+    if not isinstance(description, str) or not 1 <= len(description) <= 1_000_000:
+        problems.append("description must hold 1 to 1000000 characters")
+    for key in ("agent", "baseBranch", "targetBranch", "branchName"):
+        if isinstance(body.get(key), str) and not 1 <= len(body[key]) <= 500:
+            problems.append(f"{key} must hold 1 to 500 characters")
+    ids = body.get("codeRepositoryIds", [])
+    if not isinstance(ids, list) or len(ids) > 100 or not all(is_uuid(i) for i in ids):
+        problems.append("codeRepositoryIds must be at most 100 uuids")
+    if "id" in body and not is_uuid(body["id"]):
+        problems.append("id must be a uuid")
+    return problems
+
+
 @dataclass
 class FakeTembo:
     api_key: str = "tembo-test-key"
@@ -139,6 +195,9 @@ class FakeTembo:
     stops: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)
     clock: Callable[[], float] = time.time  # what createdAt says
+    repositories: list[dict[str, Any]] = field(default_factory=list)
+    # Which calls were made, as (method, path), for tests that count lookups.
+    calls: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -147,6 +206,31 @@ class FakeTembo:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return httpx.Response(401, json={"error": "Unauthorized"})
+        self.calls.append((request.method, request.url.path))
+        if request.method == "POST" and request.url.path == "/v1/sessions":
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                return httpx.Response(400, json={"error": "Invalid JSON body"})
+            self.requests.append(body)
+            problems = v1_errors(body)
+            if problems:
+                return httpx.Response(400, json={"error": "; ".join(problems)})
+            if self.fault is not None:
+                injected = self.fault(request)
+                if injected is not None:
+                    return injected
+            return self.create_v1(body)
+        if request.method == "GET" and request.url.path == "/v1/repositories":
+            return httpx.Response(200, json=self.repository_list(request))
+        if request.method == "GET" and request.url.path == "/session/search":
+            if not request.url.params.get("q"):
+                return httpx.Response(400, json={"error": "q is required"})
+            if self.fault is not None:
+                injected = self.fault(request)
+                if injected is not None:
+                    return injected
+            return httpx.Response(200, json=self.listing(request, request.url.params["q"]))
         if request.method == "POST" and request.url.path == "/session/create":
             body = json.loads(request.content)
             self.requests.append(body)
@@ -276,16 +360,19 @@ class FakeTembo:
             "session": {"id": session["id"], "title": session["title"]},
         }
 
-    def listing(self, request: httpx.Request) -> dict[str, Any]:
-        """`GET /session/list`, newest first. No Tembo page documents this call; its shape
-        is that of the predecessor `GET /task/list` in Tembo's Stainless SDK
-        (github.com/tembo/sdk-python src/tembo/types/task_list_response.py):
-        `{issues: [{id, createdAt, description, organizationId, status, title,
-        updatedAt}], meta: {currentPage, hasNext, hasPrevious, pageSize, totalCount,
-        totalPages}}`, each item also carrying the session's htmlUrl (seed 001)."""
+    def listing(self, request: httpx.Request, query: str | None = None) -> dict[str, Any]:
+        """`GET /session/list` (or `/session/search` with `query`), newest first, as
+        openapi.documented.yml answers it: `{sessions: [...], meta: {...}}`."""
         limit = min(int(request.url.params.get("limit", "10")), 100)
         page = max(int(request.url.params.get("page", "1")), 1)
         newest = list(reversed(self.sessions))
+        if query is not None:
+            wanted = query.lower()
+            newest = [
+                s
+                for s in newest
+                if wanted in s["title"].lower() or wanted in s["description"].lower()
+            ]
         fields = (
             "id",
             "title",
@@ -298,8 +385,8 @@ class FakeTembo:
         )
         shown = newest[(page - 1) * limit : page * limit]
         pages = max((len(newest) + limit - 1) // limit, 1)
-        return {
-            "issues": [{key: item[key] for key in fields} for item in shown],
+        answer: dict[str, Any] = {
+            "sessions": [{key: item[key] for key in fields} for item in shown],
             "meta": {
                 "currentPage": page,
                 "hasNext": page < pages,
@@ -309,6 +396,68 @@ class FakeTembo:
                 "totalPages": pages,
             },
         }
+        if query is not None:
+            answer["query"] = query
+        return answer
+
+    def enable(self, full_name: str) -> str:
+        """Enable a GitHub repository in the organization; its Tembo id."""
+        owner, name = full_name.split("/", 1)
+        repo_id = str(uuid.uuid4())
+        self.repositories.append(
+            {
+                "baseBranch": "main",
+                "createdAt": NOW,
+                "description": None,
+                "enabledAt": NOW,
+                "id": repo_id,
+                "name": name,
+                "owner": owner,
+                "provider": {
+                    "displayName": "GitHub",
+                    "integrationId": "6307d53a-b99d-4e90-ab89-f29114f33d53",
+                    "type": "github",
+                },
+                "targetBranch": None,
+                "updatedAt": NOW,
+                "url": f"https://github.com/{full_name}",
+            }
+        )
+        return repo_id
+
+    def repository_list(self, request: httpx.Request) -> dict[str, Any]:
+        """listRepositories: `search` over the name (the page does not say which fields)."""
+        search = (request.url.params.get("search") or "").lower()
+        items = [r for r in self.repositories if search in r["name"].lower()]
+        return {"items": items, "nextCursor": None}
+
+    def create_v1(self, body: dict[str, Any]) -> httpx.Response:
+        session_id = body.get("id") or str(uuid.uuid4())
+        if self.find(session_id) is not None:
+            return httpx.Response(409, json={"error": "Session already exists"})
+        known = {r["id"] for r in self.repositories}
+        if not set(body.get("codeRepositoryIds", [])) <= known:
+            return httpx.Response(404, json={"error": "Code repository not found"})
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        session = {
+            "id": session_id,
+            "title": body["description"][:60],
+            "description": body["description"],
+            "prompt": body["description"],
+            "status": "queued",
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "organizationId": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "htmlUrl": f"https://app.tembo.io/sessions/{session_id}",
+            "agent": body.get("agent"),
+            "branchName": body.get("branchName"),
+            "targetBranch": body.get("targetBranch"),
+            "codeRepositoryIds": body.get("codeRepositoryIds", []),
+            "state": state("queued"),
+            "artifacts": [],
+        }
+        self.sessions.append(session)
+        return httpx.Response(201, json=retrieved(session))
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         session_id = str(uuid.uuid4())
@@ -381,6 +530,7 @@ def retrieved(session: dict[str, Any]) -> dict[str, Any]:
         "lastQueuedAt": session["createdAt"],
         "lastSeenAt": session["updatedAt"],
         "level": 50,
+        "mcpServers": [],
         "mode": "normal",
         "projectId": None,
         "sandboxSize": None,

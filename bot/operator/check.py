@@ -3,8 +3,9 @@
 Owns the questions an operator asks before going live: does GitHub answer at
 GITHUB_API_URL, does the key parse and belong to APP_ID (GET /app with the JWT), is there
 a webhook secret, is the database reachable and migrated, does each configured platform
-accept its credentials. It reads only: no migration, no session, no comment. Secrets are
-never printed; a database URL is shown without its password.
+accept its credentials (each registry entry's `probe`). It reads only: no migration, no
+session, no comment. GitHub is asked through `GitHubClient`, as the app asks it. Secrets
+are never printed; a database URL is shown without its password.
 """
 
 from __future__ import annotations
@@ -18,22 +19,14 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot import __version__
-from bot.adapters.github import API_VERSION, GitHubClient
+from bot import platforms
+from bot.adapters.github import GitHubClient
 from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
-from bot.ports import RemoteError
+from bot.ports import GitHubError, RemoteError
 from bot.settings import Settings
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-TEMBO_LIST_PATH = "/session/list"
-# Each platform's credential variable; check reads these and says which is missing.
-CREDENTIALS = {
-    "tembo": "TEMBO_API_KEY",
-    "recoup": "RECOUP_API_KEY",
-    "agen": "AGEN_API_KEY",
-    "magnet": "MAGNET_SESSION_COOKIE",
-}
 
 
 @dataclass(frozen=True)
@@ -43,14 +36,6 @@ class Result:
 
     def __str__(self) -> str:
         return f"{'✓' if self.ok else '✗'} {self.text}"
-
-
-def _github_headers() -> dict[str, str]:
-    return {
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": API_VERSION,
-        "User-Agent": f"tembo-dispatch/{__version__}",
-    }
 
 
 def _without_password(url: str) -> str:
@@ -80,23 +65,26 @@ def expected_web_url(api_url: str) -> str | None:
 async def check_github_api(settings: Settings, http: httpx.AsyncClient) -> Result:
     url = settings.github_api_url
     try:
-        response = await http.get(f"{url}/meta", headers=_github_headers(), timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        return Result(
-            False,
-            f"GITHUB_API_URL {url} cannot be reached ({type(exc).__name__}): check the address, "
-            "DNS and proxies; GitHub Enterprise Server: https://HOST/api/v3",
+        await GitHubClient(settings, http).meta()
+    except GitHubError as exc:
+        if exc.status is None:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else exc.message
+            return Result(
+                False,
+                f"GITHUB_API_URL {url} cannot be reached ({cause}): check the address, "
+                "DNS and proxies; GitHub Enterprise Server: https://HOST/api/v3",
+            )
+        hint = (
+            "for GitHub Enterprise Server it is https://HOST/api/v3"
+            if exc.status == 404
+            else "is it GitHub's REST API?"
         )
-    if response.status_code == 200:
-        return Result(True, f"GITHUB_API_URL {url} answers (GET /meta)")
-    hint = (
-        "for GitHub Enterprise Server it is https://HOST/api/v3"
-        if response.status_code == 404
-        else "is it GitHub's REST API?"
-    )
-    return Result(
-        False, f"GITHUB_API_URL {url} answered {response.status_code} to GET /meta: {hint}"
-    )
+        return Result(False, f"GITHUB_API_URL {url} answered {exc.status} to GET /meta: {hint}")
+    except ValueError:
+        return Result(
+            False, f"GITHUB_API_URL {url} answered GET /meta without JSON: is it GitHub's REST API?"
+        )
+    return Result(True, f"GITHUB_API_URL {url} answers (GET /meta)")
 
 
 async def check_github_url(settings: Settings, http: httpx.AsyncClient) -> Result:
@@ -223,90 +211,48 @@ async def check_database(settings: Settings, http: httpx.AsyncClient) -> Result:
     return Result(True, f"DATABASE_URL {shown} reachable and migrated (version {version})")
 
 
-async def check_tembo(settings: Settings, http: httpx.AsyncClient) -> Result:
-    """A cheap authenticated read. Tembo documents no call made only to test a key, so a
-    404 here means this check cannot verify the key without creating a session."""
-    assert settings.tembo_api_key is not None
-    base = settings.tembo_base_url
-    try:
-        response = await http.get(
-            f"{base}{TEMBO_LIST_PATH}",
-            params={"limit": 1},
-            headers={
-                "Authorization": f"Bearer {settings.tembo_api_key.reveal()}",
-                "Accept": "application/json",
-                "User-Agent": f"tembo-dispatch/{__version__}",
-            },
-            timeout=TIMEOUT,
-        )
-    except httpx.HTTPError as exc:
-        return Result(False, f"TEMBO_BASE_URL {base} cannot be reached ({type(exc).__name__})")
-    status = response.status_code
-    if status == 200:
-        return Result(True, f"TEMBO_API_KEY accepted by {base} (GET {TEMBO_LIST_PATH})")
-    if status in (401, 403):
-        return Result(
-            False,
-            f"TEMBO_API_KEY was refused by {base} ({status}): create a new key in Tembo's "
-            "settings and set TEMBO_API_KEY",
-        )
-    if status == 404:
-        return Result(
-            False,
-            f"TEMBO_BASE_URL {base} has no GET {TEMBO_LIST_PATH} (404): check TEMBO_BASE_URL "
-            "(https://api.tembo.io); the key cannot be verified without creating a session",
-        )
-    return Result(
-        False,
-        f"Tembo answered {status} to GET {TEMBO_LIST_PATH}; the key could not be verified, "
-        "try again later",
-    )
-
-
-PLATFORM_CHECKS: dict[str, Callable[[Settings, httpx.AsyncClient], Awaitable[Result]]] = {
-    "tembo": check_tembo,
-}
-
-
-def _credential(settings: Settings, platform: str) -> object | None:
-    return {
-        "tembo": settings.tembo_api_key,
-        "recoup": settings.recoup_api_key,
-        "agen": settings.agen_api_key,
-        "magnet": settings.magnet_session_cookie,
-    }.get(platform)
-
-
 async def check_platforms(settings: Settings, http: httpx.AsyncClient) -> list[Result]:
-    """The default platform, and every platform whose credentials are set."""
+    """The default platform, and every platform with any of its required variables set."""
+    env = settings.platform_env
     wanted = [
-        name
-        for name in CREDENTIALS
-        if name == settings.default_platform or _credential(settings, name) is not None
+        platform
+        for platform in platforms.REGISTRY
+        if platform.required
+        and (
+            platform.name == settings.default_platform
+            or any(env.get(name) is not None for name in platform.required)
+        )
     ]
     if not wanted:
-        return [Result(True, "DEFAULT_PLATFORM=dry-run: no platform credentials needed")]
-    results = []
-    for name in wanted:
-        variable = CREDENTIALS[name]
-        if _credential(settings, name) is None:
-            results.append(
-                Result(
-                    False,
-                    f"{variable} is not set but DEFAULT_PLATFORM={name}: set it, or choose "
-                    "another DEFAULT_PLATFORM",
-                )
+        return [
+            Result(
+                True,
+                f"DEFAULT_PLATFORM={settings.default_platform}: no platform credentials needed",
             )
-        elif name == "magnet" and not settings.magnet_organization_id:
-            results.append(Result(False, "MAGNET_ORGANIZATION_ID is not set: Magnet needs it"))
-        elif name in PLATFORM_CHECKS:
-            results.append(await PLATFORM_CHECKS[name](settings, http))
+        ]
+    results = []
+    for platform in wanted:
+        unset = platform.unset(env)
+        if unset:
+            names = " and ".join(unset)
+            verb = "is" if len(unset) == 1 else "are"
+            why = (
+                f"but DEFAULT_PLATFORM={platform.name}: set {'it' if len(unset) == 1 else 'them'}, "
+                "or choose another DEFAULT_PLATFORM"
+                if platform.name == settings.default_platform
+                else f"but {platform.display} needs {'it' if len(unset) == 1 else 'them'}"
+            )
+            results.append(Result(False, f"{names} {verb} not set {why}"))
+        elif platform.probe is not None:
+            ok, text = await platform.probe(env, http)
+            results.append(Result(ok, text))
         else:
             results.append(
                 Result(
                     True,
-                    f"{variable} is set (not verified: check has no read-only call for {name} "
-                    "and cannot verify it without creating a session)",
+                    f"{' and '.join(platform.required)} set (not verified: check has no "
+                    f"read-only call for {platform.name} and cannot verify it without "
+                    "creating a session)",
                 )
             )
     return results
