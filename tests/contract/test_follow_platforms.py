@@ -18,15 +18,23 @@ import httpx
 import pytest
 
 from bot.adapters.platforms.agen import AgenPlatform
+from bot.adapters.platforms.cursor import CursorPlatform
+from bot.adapters.platforms.devin import DevinPlatform
 from bot.adapters.platforms.dry_run import DryRunPlatform
+from bot.adapters.platforms.jules import JulesPlatform
 from bot.adapters.platforms.magnet import MagnetPlatform
 from bot.adapters.platforms.recoup import RecoupPlatform
 from bot.adapters.platforms.tembo import TemboPlatform
 from bot.events import Repository
 from bot.ports import PlatformError, SessionRequest, SessionState
 from tests.support.fakes import agen as agen_fake
+from tests.support.fakes import cursor as cursor_fake
+from tests.support.fakes import jules as jules_fake
 from tests.support.fakes import recoup as recoup_fake
 from tests.support.fakes.agen import FakeAgen
+from tests.support.fakes.cursor import FakeCursor
+from tests.support.fakes.devin import FakeDevin
+from tests.support.fakes.jules import FakeJules
 from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.recoup import FakeRecoup
 from tests.support.fakes.tembo import FakeTembo
@@ -41,7 +49,7 @@ REPO = Repository(
     default_branch="main",
 )
 PULL = "https://github.com/acme/web-app/pull/42"
-FOLLOWED = ("tembo", "recoup", "agen", "magnet")
+FOLLOWED = ("tembo", "recoup", "agen", "magnet", "devin", "jules", "cursor")
 Fault = Callable[[httpx.Request], httpx.Response | None]
 
 
@@ -62,6 +70,9 @@ def new_fake(name: str) -> Any:
         "recoup": FakeRecoup,
         "agen": FakeAgen,
         "magnet": FakeMagnet,
+        "devin": FakeDevin,
+        "jules": FakeJules,
+        "cursor": FakeCursor,
     }
     return kinds[name]()
 
@@ -73,6 +84,12 @@ def adapter(name: str, fake: Any, http: httpx.AsyncClient) -> Any:
         return RecoupPlatform(http, fake.api_key, fake.base_url)
     if name == "agen":
         return AgenPlatform(http, fake.api_key, fake.base_url)
+    if name == "devin":
+        return DevinPlatform(http, fake.api_key, fake.base_url)
+    if name == "jules":
+        return JulesPlatform(http, fake.api_key, fake.base_url)
+    if name == "cursor":
+        return CursorPlatform(http, fake.api_key, fake.base_url)
     return MagnetPlatform(http, fake.cookie, fake.organization_id, fake.base_url)
 
 
@@ -154,6 +171,9 @@ def reply(status: int, body: dict[str, Any], **headers: str) -> Fault:
         (RecoupPlatform, (True, True, True)),
         (AgenPlatform, (True, True, False)),
         (MagnetPlatform, (True, False, False)),
+        (DevinPlatform, (True, True, True)),
+        (JulesPlatform, (True, True, False)),
+        (CursorPlatform, (True, True, True)),
         (DryRunPlatform, (False, False, False)),
     ],
 )
@@ -222,6 +242,12 @@ def error_body(name: str, status: int, message: str) -> dict[str, Any]:
         return dict(agen_fake.failure(status, message).json())
     if name == "recoup":
         return dict(recoup_fake.failure(status, message).json())
+    if name == "devin":
+        return {"detail": message}
+    if name == "jules":
+        return dict(jules_fake.failure(status, message).json())
+    if name == "cursor":
+        return dict(cursor_fake.failure(status, "error", message).json())
     return {"error": message}
 
 

@@ -14,7 +14,10 @@ import httpx
 import pytest
 
 from bot.adapters.platforms.agen import AgenPlatform
+from bot.adapters.platforms.cursor import CursorPlatform
+from bot.adapters.platforms.devin import DevinPlatform
 from bot.adapters.platforms.dry_run import DryRunPlatform
+from bot.adapters.platforms.jules import JulesPlatform
 from bot.adapters.platforms.magnet import MagnetPlatform
 from bot.adapters.platforms.recoup import RecoupPlatform
 from bot.adapters.platforms.tembo import TemboPlatform
@@ -23,9 +26,14 @@ from bot.platforms import platform_factory
 from bot.ports import MissingCredentials, PlatformError, SessionRequest
 from bot.settings import PlatformEnv, Settings
 from tests.support.fakes import agen as agen_fake
+from tests.support.fakes import cursor as cursor_fake
+from tests.support.fakes import jules as jules_fake
 from tests.support.fakes import magnet as magnet_fake
 from tests.support.fakes import recoup as recoup_fake
 from tests.support.fakes.agen import FakeAgen
+from tests.support.fakes.cursor import FakeCursor
+from tests.support.fakes.devin import FakeDevin
+from tests.support.fakes.jules import FakeJules
 from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.recoup import FakeRecoup
 from tests.support.fakes.tembo import FakeTembo
@@ -41,12 +49,15 @@ REPO = Repository(
     default_branch="main",
 )
 BRANCH = "tembo/7-fix-the-login-bug"
-PLATFORMS = ("tembo", "recoup", "agen", "magnet")
+PLATFORMS = ("tembo", "recoup", "agen", "magnet", "devin", "jules", "cursor")
 CREATE_PATHS = {
     "tembo": "/session/create",
     "recoup": "/api/sessions",
     "agen": "/api/v1/sessions",
     "magnet": "/api/sessions",
+    "devin": "/v1/sessions",
+    "jules": "/v1alpha/sessions",
+    "cursor": "/v1/agents",
 }
 # What the operator must look at, for each platform's refusals.
 CREDENTIAL = {
@@ -54,18 +65,27 @@ CREDENTIAL = {
     "recoup": "RECOUP_API_KEY",
     "agen": "AGEN_API_KEY",
     "magnet": "MAGNET_SESSION_COOKIE",
+    "devin": "DEVIN_API_KEY",
+    "jules": "JULES_API_KEY",
+    "cursor": "CURSOR_API_KEY",
 }
 FORBIDDEN = {
     "tembo": "may not create sessions",
     "recoup": "may not create sessions",
     "agen": "sessions:write",
     "magnet": "MAGNET_ORGANIZATION_ID",
+    "devin": "may not create sessions",
+    "jules": "may not use this API",
+    "cursor": "may not launch cloud agents",
 }
 BASE_URL_VARIABLE = {
     "tembo": "TEMBO_BASE_URL",
     "recoup": "RECOUP_BASE_URL",
     "agen": "AGEN_BASE_URL",
     "magnet": "MAGNET_BASE_URL",
+    "devin": "DEVIN_BASE_URL",
+    "jules": "JULES_BASE_URL",
+    "cursor": "CURSOR_BASE_URL",
 }
 
 
@@ -88,7 +108,7 @@ def session_request(
     )
 
 
-Fake = FakeTembo | FakeRecoup | FakeAgen | FakeMagnet
+Fake = FakeTembo | FakeRecoup | FakeAgen | FakeMagnet | FakeDevin | FakeJules | FakeCursor
 Fault = Callable[[httpx.Request], httpx.Response | None]
 
 
@@ -98,6 +118,9 @@ def new_fake(name: str) -> Fake:
         "recoup": FakeRecoup,
         "agen": FakeAgen,
         "magnet": FakeMagnet,
+        "devin": FakeDevin,
+        "jules": FakeJules,
+        "cursor": FakeCursor,
     }
     return fakes[name]()
 
@@ -110,6 +133,12 @@ def adapter(name: str, fake: Any, http: httpx.AsyncClient, base_url: str | None 
         return RecoupPlatform(http, fake.api_key, base, DEFAULTS.require("RECOUP_CHAT_URL"))
     if name == "agen":
         return AgenPlatform(http, fake.api_key, base, DEFAULTS.require("AGEN_SESSION_URL"))
+    if name == "devin":
+        return DevinPlatform(http, fake.api_key, base)
+    if name == "jules":
+        return JulesPlatform(http, fake.api_key, base)
+    if name == "cursor":
+        return CursorPlatform(http, fake.api_key, base)
     return MagnetPlatform(
         http, fake.cookie, fake.organization_id, base, DEFAULTS.require("MAGNET_SESSION_URL")
     )
@@ -170,6 +199,12 @@ def platform_error(name: str, status: int, message: str) -> dict[str, Any]:
         return json.loads(agen_fake.failure(status, message).content)
     if name == "recoup":
         return json.loads(recoup_fake.failure(status, message).content)
+    if name == "devin":
+        return {"detail": message}
+    if name == "jules":
+        return json.loads(jules_fake.failure(status, message).content)
+    if name == "cursor":
+        return json.loads(cursor_fake.failure(status, "error", message).content)
     return {"error": message}
 
 
