@@ -52,8 +52,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bot.adapters.platforms import cursor, devin, jules
 from bot.adapters.platforms.agen import AgenPlatform
+from bot.adapters.platforms.cursor import CursorPlatform
+from bot.adapters.platforms.devin import DevinPlatform
 from bot.adapters.platforms.dry_run import DryRunPlatform
+from bot.adapters.platforms.jules import JulesPlatform
 from bot.adapters.platforms.magnet import MagnetPlatform
 from bot.adapters.platforms.recoup import RecoupPlatform
 from bot.adapters.platforms.tembo import TemboPlatform
@@ -212,6 +216,66 @@ REGISTRY: tuple[Platform, ...] = (
             env.require("MAGNET_BASE_URL"),
             env.require("MAGNET_SESSION_URL"),
             api_key=env.get("MAGNET_API_KEY"),
+        ),
+    ),
+    Platform(
+        name="devin",
+        display="Devin",
+        usage="Devin works from the prompt (which names the repository) and opens a pull "
+        "request; takes messages and stops",
+        adapter=DevinPlatform,
+        variables=(
+            Variable("DEVIN_API_KEY", secret=True),
+            Variable("DEVIN_BASE_URL", default="https://api.devin.ai", url=True),
+        ),
+        required=("DEVIN_API_KEY",),
+        missing="ask its operator to add a Devin v1 API key (apk_user_… or apk_…)",
+        base_url="DEVIN_BASE_URL",
+        build=lambda env, http: DevinPlatform(
+            http, env.require("DEVIN_API_KEY"), env.require("DEVIN_BASE_URL")
+        ),
+        probe=lambda env, http: devin.probe(
+            http, env.require("DEVIN_API_KEY"), env.require("DEVIN_BASE_URL")
+        ),
+    ),
+    Platform(
+        name="jules",
+        display="Jules",
+        usage="Jules works on a repository connected to it and opens a pull request; "
+        "takes messages, cannot be stopped from here",
+        adapter=JulesPlatform,
+        variables=(
+            Variable("JULES_API_KEY", secret=True),
+            Variable("JULES_BASE_URL", default="https://jules.googleapis.com", url=True),
+        ),
+        required=("JULES_API_KEY",),
+        missing="ask its operator to add a Jules API key",
+        base_url="JULES_BASE_URL",
+        build=lambda env, http: JulesPlatform(
+            http, env.require("JULES_API_KEY"), env.require("JULES_BASE_URL")
+        ),
+        probe=lambda env, http: jules.probe(
+            http, env.require("JULES_API_KEY"), env.require("JULES_BASE_URL")
+        ),
+    ),
+    Platform(
+        name="cursor",
+        display="Cursor",
+        usage="a Cursor cloud agent names its own branch and opens a pull request; takes "
+        "messages and stops",
+        adapter=CursorPlatform,
+        variables=(
+            Variable("CURSOR_API_KEY", secret=True),
+            Variable("CURSOR_BASE_URL", default="https://api.cursor.com", url=True),
+        ),
+        required=("CURSOR_API_KEY",),
+        missing="ask its operator to add a Cursor API key",
+        base_url="CURSOR_BASE_URL",
+        build=lambda env, http: CursorPlatform(
+            http, env.require("CURSOR_API_KEY"), env.require("CURSOR_BASE_URL")
+        ),
+        probe=lambda env, http: cursor.probe(
+            http, env.require("CURSOR_API_KEY"), env.require("CURSOR_BASE_URL")
         ),
     ),
     Platform(

@@ -711,7 +711,14 @@ def factory(**variables: str) -> Callable[[str], Any]:
 
 @pytest.mark.parametrize(
     ("name", "variable"),
-    [("tembo", "TEMBO_API_KEY"), ("recoup", "RECOUP_API_KEY"), ("agen", "AGEN_API_KEY")],
+    [
+        ("tembo", "TEMBO_API_KEY"),
+        ("recoup", "RECOUP_API_KEY"),
+        ("agen", "AGEN_API_KEY"),
+        ("devin", "DEVIN_API_KEY"),
+        ("jules", "JULES_API_KEY"),
+        ("cursor", "CURSOR_API_KEY"),
+    ],
 )
 def test_a_platform_without_its_key_names_the_variable(name: str, variable: str) -> None:
     with pytest.raises(MissingCredentials, match=f"^{variable} is not set"):
@@ -753,12 +760,18 @@ def test_each_platform_is_built_once_so_its_memory_outlives_a_job() -> None:
         AGEN_API_KEY="a",
         MAGNET_SESSION_COOKIE="c",
         MAGNET_ORGANIZATION_ID="org_1",
+        DEVIN_API_KEY="d",
+        JULES_API_KEY="j",
+        CURSOR_API_KEY="c",
     )
     kinds = {
         "tembo": TemboPlatform,
         "recoup": RecoupPlatform,
         "agen": AgenPlatform,
         "magnet": MagnetPlatform,
+        "devin": DevinPlatform,
+        "jules": JulesPlatform,
+        "cursor": CursorPlatform,
         "dry-run": DryRunPlatform,
     }
     for name, kind in kinds.items():

@@ -49,7 +49,12 @@ def test_an_empty_file_changes_nothing(text: str) -> None:
     ("text", "key", "line", "words"),
     [
         ("label: tembo\nplatfrom: tembo\n", "platfrom", 2, "unknown key"),
-        ("platform: openai\n", "platform", 1, "tembo, recoup, agen, magnet, dry-run"),
+        (
+            "platform: openai\n",
+            "platform",
+            1,
+            "tembo, recoup, agen, magnet, devin, jules, cursor, dry-run",
+        ),
         ("\n\nmin_permission: owner\n", "min_permission", 3, "read, triage, write"),
         ("command: tembo\n", "command", 1, "slash command"),
         ("max_prompt_chars: 10\n", "max_prompt_chars", 1, "1000 to 1000000"),

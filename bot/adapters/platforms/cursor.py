@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import send
+from bot.adapters.platforms.transport import probe_read, send
 from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "cursor"
@@ -263,3 +263,20 @@ def _follow_explain(session_id: str) -> dict[int, str]:
         403: f"the Cursor key may not see agent {session_id}",
         404: f"Cursor does not know agent {session_id} (or CURSOR_BASE_URL is wrong)",
     }
+
+
+async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
+    """`python -m bot check`: `GET /v1/agents?limit=1` (List Agents), a read that takes
+    the same key as a create."""
+    basic = base64.b64encode(f"{api_key}:".encode()).decode()
+    return await probe_read(
+        http,
+        LABEL,
+        base_url.rstrip("/"),
+        AGENTS_PATH,
+        headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+        params={"limit": 1},
+        variable="CURSOR_API_KEY",
+        base_variable="CURSOR_BASE_URL",
+        fix=EXPLAIN[401],
+    )

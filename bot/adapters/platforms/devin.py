@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import send
+from bot.adapters.platforms.transport import probe_read, send
 from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "devin"
@@ -183,3 +183,19 @@ def _follow_explain(session_id: str) -> dict[int, str]:
         403: f"the Devin key may not see session {session_id}",
         404: f"Devin does not know session {session_id} (or DEVIN_BASE_URL is wrong)",
     }
+
+
+async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
+    """`python -m bot check`: `GET /v1/sessions?limit=1` (list-sessions), a read that
+    takes the same key as a create."""
+    return await probe_read(
+        http,
+        LABEL,
+        base_url.rstrip("/"),
+        SESSIONS_PATH,
+        headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+        params={"limit": 1},
+        variable="DEVIN_API_KEY",
+        base_variable="DEVIN_BASE_URL",
+        fix=CREATE_EXPLAIN[401],
+    )

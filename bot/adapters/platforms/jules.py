@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import remember, send
+from bot.adapters.platforms.transport import probe_read, remember, send
 from bot.events import Repository
 from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
 
@@ -227,3 +227,19 @@ def _follow_explain(session_id: str) -> dict[int, str]:
         403: f"the Jules key may not see session {session_id}",
         404: f"Jules does not know session {session_id} (or JULES_BASE_URL is wrong)",
     }
+
+
+async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
+    """`python -m bot check`: `GET /v1alpha/sources?pageSize=1` (sources/list), the read
+    every create starts with."""
+    return await probe_read(
+        http,
+        LABEL,
+        base_url.rstrip("/"),
+        SOURCES_PATH,
+        headers={"X-Goog-Api-Key": api_key, "Accept": "application/json"},
+        params={"pageSize": 1},
+        variable="JULES_API_KEY",
+        base_variable="JULES_BASE_URL",
+        fix=EXPLAIN[401],
+    )

@@ -131,3 +131,35 @@ def session_from(data: Any, platform: str, url_template: str) -> Session:
         url=url_template.format(id=session_id),
         status=str(data.get("status") or ""),
     )
+
+
+async def probe_read(
+    http: httpx.AsyncClient,
+    platform: str,
+    base_url: str,
+    path: str,
+    *,
+    headers: dict[str, str],
+    params: dict[str, Any],
+    variable: str,
+    base_variable: str,
+    fix: str,
+) -> tuple[bool, str]:
+    """`python -m bot check` for a platform: one read-only request that needs the same
+    credentials as a create, told as `(ok, one line)`. Never raises for a wrong setting."""
+    try:
+        await send(http, platform, "GET", f"{base_url}{path}", headers=headers, params=params)
+    except PlatformError as exc:
+        if exc.status is None:
+            return False, f"{base_variable} {base_url} cannot be reached ({exc.message})"
+        if exc.status in (401, 403):
+            return False, f"{variable} was refused by {base_url} ({exc.status}): {fix}"
+        if exc.status == 404:
+            return False, (
+                f"{base_variable} {base_url} has no GET {path} (404): check {base_variable}"
+            )
+        return False, (
+            f"{platform} answered {exc.status} to GET {path}; the key could not be verified, "
+            "try again later"
+        )
+    return True, f"{variable} accepted by {base_url} (GET {path})"

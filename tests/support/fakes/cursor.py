@@ -158,6 +158,12 @@ class FakeCursor:
                 return failure(400, "validation_error", "prompt.text is required")
             if set(body) - {"prompt", "mcpServers", "mode"}:
                 return failure(400, "validation_error", "unknown field")
+        elif method == "GET" and path == "/v1/agents":
+            params = dict(request.url.params)
+            if set(params) - {"limit", "cursor", "prUrl", "includeArchived"}:
+                return failure(400, "validation_error", "unknown query parameter")
+            if not 1 <= int(params.get("limit", "20")) <= 100:
+                return failure(400, "validation_error", "limit must be between 1 and 100")
         elif (method == "GET" and (ONE.match(path) or RUN.match(path))) or (
             method == "POST" and CANCEL.match(path)
         ):
@@ -180,6 +186,12 @@ class FakeCursor:
             if body.get("agentId") and self.find(body["agentId"]) is not None:
                 return failure(409, "agent_id_conflict", "An agent with this id already exists")
             return httpx.Response(200, json=self.create(body))
+        if path == "/v1/agents":
+            # List Agents: newest first, identity fields only; nextCursor omitted at the end.
+            limit = int(request.url.params.get("limit", "20"))
+            fields = ("id", "name", "status", "env", "url", "createdAt", "updatedAt", "latestRunId")
+            newest = [{k: a[k] for k in fields} for a in reversed(self.agents)]
+            return httpx.Response(200, json={"items": newest[:limit]})
         matched = CANCEL.match(path) or RUN.match(path) or RUNS.match(path) or ONE.match(path)
         assert matched is not None
         agent = self.find(matched.group(1))

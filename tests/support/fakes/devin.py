@@ -13,8 +13,11 @@ create's answers that session with `is_new_session: false`. The pages do not say
 Devin compares; the whole body is the strictest reading, and the adapter sends the same
 body every time.
 
-Terminating a session that has already ended answers 400: the page says only that "the
-session must not already be in an exited state". Sessions move on with
+`GET /v1/sessions` (list-sessions: `limit` 1..1000, `offset`, `tags`) answers
+`{sessions: [...]}`, each without its messages; that key is an assumption (the page's
+schema was not read in full). Terminating a session that has already ended answers
+400: the page says only that "the session must not already be in an exited state".
+Sessions move on with
 `advance(id, status_enum=..., pull_request=...)` or a `script` of such changes, one
 taken per read of that session.
 """
@@ -117,6 +120,12 @@ class FakeDevin:
             found = problems(_json(request), {"message": (str,)}, "message")
             if found:
                 return failure(422, found)
+        elif method == "GET" and path == "/v1/sessions":
+            params = dict(request.url.params)
+            if set(params) - {"limit", "offset", "tags"}:
+                return failure(422, "unknown query parameter")
+            if not 1 <= int(params.get("limit", "100")) <= 1000:
+                return failure(422, "limit must be between 1 and 1000")
         elif method in ("GET", "DELETE") and ONE.match(path):
             if request.content:
                 return failure(422, "this call takes no body")
@@ -134,6 +143,12 @@ class FakeDevin:
         method, path = request.method, request.url.path
         if method == "POST" and path == "/v1/sessions":
             return httpx.Response(200, json=self.create(_json(request)))
+        if path == "/v1/sessions":
+            params = request.url.params
+            start = int(params.get("offset", "0"))
+            shown = self.sessions[start : start + int(params.get("limit", "100"))]
+            listed = [{k: v for k, v in retrieved(s).items() if k != "messages"} for s in shown]
+            return httpx.Response(200, json={"sessions": listed})
         matched = MESSAGE.match(path) or ONE.match(path)
         assert matched is not None
         session = self.find(matched.group(1))
