@@ -158,19 +158,21 @@ class GitHubClient:
 
     # -- transport ------------------------------------------------------------
 
-    def _headers(self, auth: str) -> dict[str, str]:
-        return {
+    def _headers(self, auth: str | None) -> dict[str, str]:
+        headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": f"tembo-dispatch/{__version__}",
-            "Authorization": auth,
         }
+        if auth is not None:
+            headers["Authorization"] = auth
+        return headers
 
     async def _send(
         self,
         method: str,
         path: str,
-        auth: str,
+        auth: str | None,
         *,
         json: Any = None,
         headers: dict[str, str] | None = None,
@@ -211,6 +213,16 @@ class GitHubClient:
     async def app_request(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call authenticated as the App itself (JWT); the decoded body."""
         response = await self.app_response(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    async def convert_manifest(self, code: str) -> Any:
+        """`POST /app-manifests/{code}/conversions`: the manifest flow's code for the new
+        App's id, key and secrets. No authentication; a code works once, for an hour."""
+        response = await self._send(
+            "POST", f"/app-manifests/{quote(code, safe='')}/conversions", None
+        )
+        if response.status_code == 404:
+            raise error_for(response, self._clock())
         return response.json() if response.content else None
 
     async def _request(
