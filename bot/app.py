@@ -30,10 +30,11 @@ from bot.events import lock_key
 from bot.handler import Handler
 from bot.logs import log
 from bot.metrics import Metrics, http_observer, metrics_route
+from bot.operator.pages import operator_routes
+from bot.operator.setup import new_setup_token
 from bot.ports import PlatformFactory, Store
 from bot.repo_config import RepoConfig
 from bot.settings import Settings
-from bot.setup import setup_routes
 from bot.worker import Worker
 
 logger = logging.getLogger("bot.app")
@@ -76,7 +77,10 @@ def create_app(
     worker_name: str | None = None,
     content_per_minute: float | None = None,
     clock: Callable[[], float] = time.time,
+    setup_token: str | None = None,
 ) -> Starlette:
+    """`setup_token`: what the setup page asks for (`python -m bot serve` prints it); a
+    random one nobody knows when not given."""
     state: dict[str, Runtime] = {}
     metrics = Metrics()  # this app's own registry: several apps in one process never clash
 
@@ -215,9 +219,15 @@ def create_app(
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        metrics_route(metrics, lambda: state["runtime"].store.job_counts("delivery")),
+        metrics_route(
+            metrics,
+            lambda: state["runtime"].store.job_counts("delivery"),
+            status_token=settings.status_token,
+        ),
     ]
-    routes += setup_routes(settings, lambda: state["runtime"])
+    routes += operator_routes(
+        settings, lambda: state["runtime"], setup_token=setup_token or new_setup_token()
+    )
     return Starlette(routes=routes, lifespan=lifespan)
 
 

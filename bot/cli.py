@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.logs import configure
+from bot.logs import configure, log
 from bot.settings import Settings, SettingsError
 
 
@@ -26,14 +27,26 @@ def serve(settings: Settings, *, run_worker: bool) -> int:
     import uvicorn
 
     from bot.app import create_app
+    from bot.operator.setup import new_setup_token, registration_closed_because, setup_urls
 
-    app = create_app(settings, run_worker=run_worker)
+    token = new_setup_token()
+    app = create_app(settings, run_worker=run_worker, setup_token=token)
+    if registration_closed_because(settings) is None:
+        # As Jupyter does: whoever can read this console may register the App, nobody else.
+        urls = setup_urls(settings, token)
+        print(
+            "tembo-dispatch has no GitHub App yet. To register one, open this link "
+            "(its token is new at each start):\n" + "".join(f"    Open {url}\n" for url in urls),
+            flush=True,
+        )
+        log(logging.getLogger("bot.cli"), "setup.token", logging.WARNING, urls=urls)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # our JSON logging, not uvicorn's
         access_log=False,
+        ws="none",  # no websocket routes; the websocket packages are not installed
         timeout_graceful_shutdown=15,
     )
     return 0
@@ -79,9 +92,9 @@ def replay(settings: Settings, since: str, dry_run: bool) -> int:
 
     from bot.adapters.github import GitHubClient
     from bot.adapters.store import open_store
+    from bot.operator.replay import parse_duration
+    from bot.operator.replay import replay as run
     from bot.ports import GitHubError
-    from bot.replay import parse_duration
-    from bot.replay import replay as run
 
     try:
         window = parse_duration(since)

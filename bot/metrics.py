@@ -23,10 +23,12 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.logs import log
+from bot.operator.access import CHALLENGE, REFUSAL, operator_allowed
+from bot.settings import Secret
 from bot.webhook import BadSignature, PayloadTooLarge, WebhookError
 
 logger = logging.getLogger("bot.metrics")
@@ -149,12 +151,21 @@ class Metrics:
 
 
 def metrics_route(
-    metrics: Metrics, job_counts: Callable[[], Awaitable[dict[str, int]]], path: str = "/metrics"
+    metrics: Metrics,
+    job_counts: Callable[[], Awaitable[dict[str, int]]],
+    path: str = "/metrics",
+    *,
+    status_token: Secret | None = None,
 ) -> Route:
     """`GET /metrics` in Prometheus' text format; job gauges are refreshed from the store
-    at each scrape (a failing store leaves the last values and does not fail the scrape)."""
+    at each scrape (a failing store leaves the last values and does not fail the scrape).
+
+    Served to this machine, or with `status_token` (Prometheus: `authorization:
+    {credentials: …}`): the job counts and call rates are the operator's business."""
 
     async def endpoint(request: Request) -> Response:
+        if not operator_allowed(request, status_token):
+            return PlainTextResponse(f"/metrics is {REFUSAL}\n", 401, headers=CHALLENGE)
         try:
             metrics.set_job_counts(await job_counts())
         except Exception as exc:

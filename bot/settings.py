@@ -147,6 +147,10 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     github_url: str = "https://github.com"
     webhook_proxy_url: str | None = None
+    # This server's public address (behind a proxy or a tunnel): a Host the setup page trusts.
+    public_url: str | None = None
+    # Bearer token for the status page and /metrics from anywhere but this machine.
+    status_token: Secret | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a server is meant to listen on all interfaces
     port: int = 3000
     database_url: str = "sqlite:///./data/tembo-dispatch.db"
@@ -266,6 +270,12 @@ class Settings:
             )
 
         port = number("PORT", 3000, int)
+        public_url = get("PUBLIC_URL")
+        if public_url is not None:
+            public_url = url("PUBLIC_URL", public_url)
+        status_token = get("STATUS_TOKEN")
+        if status_token is not None and len(status_token) < 16:
+            problems.append("STATUS_TOKEN must be at least 16 characters: a long random string")
         settings = cls(
             app_id=get("APP_ID"),
             private_key=Secret(private_key) if private_key else None,
@@ -274,6 +284,8 @@ class Settings:
             github_api_url=url("GITHUB_API_URL", cls.github_api_url),
             github_url=url("GITHUB_URL", cls.github_url),
             webhook_proxy_url=get("WEBHOOK_PROXY_URL"),
+            public_url=public_url,
+            status_token=Secret(status_token) if status_token else None,
             host=get("HOST") or cls.host,
             port=int(port),
             database_url=database_url,
@@ -297,7 +309,11 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
-        found = [s.reveal() for s in (self.private_key, *self.webhook_secrets) if s is not None]
+        found = [
+            s.reveal()
+            for s in (self.private_key, self.status_token, *self.webhook_secrets)
+            if s is not None
+        ]
         return found + self.platform_env.secrets()
 
 
@@ -311,6 +327,8 @@ ENV_VARS = (
     "GITHUB_API_URL",
     "GITHUB_URL",
     "WEBHOOK_PROXY_URL",
+    "PUBLIC_URL",
+    "STATUS_TOKEN",
     "HOST",
     "PORT",
     "DATABASE_URL",

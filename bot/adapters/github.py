@@ -223,6 +223,16 @@ class GitHubClient:
         response = await self.app_response(method, path, **kwargs)
         return response.json() if response.content else None
 
+    async def convert_manifest(self, code: str) -> Any:
+        """`POST /app-manifests/{code}/conversions`: the manifest flow's code for the new
+        App's id, key and secrets. No authentication; a code works once, for an hour."""
+        response = await self._send(
+            "POST", f"/app-manifests/{quote(code, safe='')}/conversions", None
+        )
+        if response.status_code == 404:
+            raise error_for(response, self._clock())
+        return response.json() if response.content else None
+
     async def _request(
         self, installation_id: int, method: str, path: str, **kwargs: Any
     ) -> httpx.Response:

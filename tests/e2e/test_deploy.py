@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,45 @@ def test_systemd_analyze_accepts_the_unit() -> None:
         if line.strip() and "is not executable" not in line
     ]
     assert problems == []
+
+
+def locked(path: Path) -> dict[str, list[str]]:
+    """{name: [sha256 hashes]} of a `pip --require-hashes` requirements file."""
+    found: dict[str, list[str]] = {}
+    name = ""
+    for line in path.read_text().splitlines():
+        if re.match(r"^[A-Za-z0-9]", line):
+            name = re.split(r"[=\s;]", line, maxsplit=1)[0].lower().replace("_", "-")
+            assert "==" in line, line
+            found[name] = []
+        elif "--hash=sha256:" in line:
+            found[name].append(line.split("sha256:")[1].split()[0])
+    return found
+
+
+def declared(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_the_lock_files_pin_every_dependency_with_hashes() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = declared(project["project"]["dependencies"])
+    test = declared(project["project"]["optional-dependencies"]["test"])
+    backend = declared(project["build-system"]["requires"])
+    app, dev = locked(ROOT / "requirements" / "app.txt"), locked(ROOT / "requirements" / "dev.txt")
+    assert runtime | backend <= set(app)
+    assert runtime | test | backend <= set(dev)
+    assert not {"pytest", "hypothesis", "ruff", "mypy", "playwright"} & set(app)  # no test tools
+    for name, hashes in {**app, **dev}.items():
+        assert hashes, f"{name} has no hash"
+    # uvicorn's [standard] extra is trimmed to what is used.
+    assert {"uvloop", "httptools"} <= set(app)
+    assert not {"websockets", "watchfiles", "python-dotenv"} & set(app)
+
+
+def test_dockerfile_installs_the_hashed_lock_and_nothing_unpinned() -> None:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert any("--require-hashes -r requirements/app.txt" in line for line in installs)
+    project = [line for line in installs if "requirements" not in line]
+    assert project and all("--no-deps" in line for line in project)

@@ -230,3 +230,42 @@ async def test_an_app_leaves_no_hook_on_a_client_it_does_not_own(
             async with app.router.lifespan_context(app):
                 assert len(http.event_hooks["response"]) == 1
         assert http.event_hooks["response"] == []
+
+
+async def test_metrics_are_refused_off_loopback_and_through_a_proxy_without_the_token(
+    harness: Harness,
+) -> None:
+    remote = httpx.ASGITransport(app=harness.app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=remote, base_url="http://tembo.example.com") as c:
+        response = await c.get("/metrics")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "STATUS_TOKEN" in response.text
+    assert "tembo_dispatch" not in response.text
+    # A reverse proxy on this machine connects from 127.0.0.1 for everyone it forwards.
+    for header in ("x-forwarded-for", "forwarded", "x-real-ip"):
+        proxied = await harness.client.get("/metrics", headers={header: "203.0.113.9"})
+        assert proxied.status_code == 401, header
+    for peer in ("127.0.0.1", "::1", "127.0.0.2"):
+        local = httpx.ASGITransport(app=harness.app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=local, base_url="http://localhost") as c:
+            assert (await c.get("/metrics")).status_code == 200, peer
+
+
+async def test_the_status_token_lets_a_remote_prometheus_scrape(tmp_path: Path) -> None:
+    token = "scrape-token-0123456789abcdef"
+    metrics = Metrics()
+
+    async def counts() -> dict[str, int]:
+        return {"queued": 3}
+
+    app = Starlette(routes=[metrics_route(metrics, counts, status_token=Secret(token))])
+    remote = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=remote, base_url="http://t") as client:
+        bearer = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+        query = await client.get("/metrics", params={"token": token})
+        wrong = await client.get("/metrics", headers={"authorization": "Bearer nope"})
+        basic = await client.get("/metrics", headers={"authorization": f"Basic {token}"})
+    assert (bearer.status_code, query.status_code) == (200, 200)
+    assert value(bearer.text, "tembo_dispatch_jobs", state="queued") == 3
+    assert (wrong.status_code, basic.status_code) == (401, 401)

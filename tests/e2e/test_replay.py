@@ -9,7 +9,7 @@ import pytest
 
 from bot.adapters.github import GitHubClient
 from bot.adapters.store_sqlite import SQLiteStore
-from bot.replay import parse_duration, replay
+from bot.operator.replay import parse_duration, replay
 from bot.settings import Settings
 from tests.support.fakes.github import FakeGitHub
 

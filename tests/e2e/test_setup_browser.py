@@ -1,5 +1,7 @@
-"""The setup page in a real browser: headless Chromium (Debian's `chromium` package, driven
-by Playwright, no browser download) clicks through the manifest flow against a fake GitHub
+"""The setup page in a real browser, as an operator meets it: `python -m bot serve` runs
+without credentials and prints its setup link; headless Chromium (Debian's `chromium`
+package, driven by Playwright, no browser download) first opens the page without the token,
+then the printed link, and clicks through the manifest flow against a fake GitHub
 Enterprise Server on loopback, under a non-default path (`/ghe`, API at `/ghe/api/v3`).
 
 Both servers listen on 127.0.0.1 only, and the browser aborts any request for another host.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -32,10 +35,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bot.app import create_app
-from bot.settings import Settings
-from bot.setup import read_env_file
+from bot.settings import Settings, read_env_file
 from tests.support.app import KeyPair
+from tests.support.fakes.server import AppProcess, free_port
 from tests.support.manifest import FakeManifestGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +54,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
     # Belt and braces with the request filter below: no name but loopback resolves.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
 
 
@@ -174,7 +176,7 @@ class FakeGitHubSite:
 
 
 def only_loopback(route: BrowserRoute) -> None:
-    if urlsplit(route.request.url).hostname == "127.0.0.1":
+    if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
         route.continue_()
     else:
         route.abort()
@@ -183,28 +185,57 @@ def only_loopback(route: BrowserRoute) -> None:
 # ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def stopping(app: AppProcess) -> Iterator[AppProcess]:
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+def printed_setup_link(app: AppProcess) -> str:
+    """The line `python -m bot serve` printed on its console, as the operator reads it."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = re.search(r"Open (http://\S+/setup\?token=\S+)", app.log_path.read_text())
+        if found:
+            return found[1]
+        assert app.alive and time.monotonic() < deadline, app.tail()
+        time.sleep(0.05)
+
+
 def test_register_the_app_from_the_setup_page_in_chromium(tmp_path: Path, app_key: KeyPair) -> None:
     assert CHROMIUM is not None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    github_sock, app_sock = free_socket(), free_socket()
+    github_sock = free_socket()
     github_url = f"http://127.0.0.1:{github_sock.getsockname()[1]}{PREFIX}"
-    app_url = f"http://127.0.0.1:{app_sock.getsockname()[1]}"
+    port = free_port()
+    app_url = f"http://localhost:{port}"
     site = FakeGitHubSite(
         FakeManifestGitHub(pem=app_key.private, web_url=github_url, api_url=f"{github_url}/api/v3")
     )
-    settings = Settings(
-        github_url=github_url,
-        github_api_url=f"{github_url}/api/v3",
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
-        env_file=str(tmp_path / ".env"),
+    env_file = tmp_path / ".env"
+    app = AppProcess(
+        "serve",
+        {
+            "GITHUB_URL": github_url,
+            "GITHUB_API_URL": f"{github_url}/api/v3",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+            "ENV_FILE": str(env_file),
+        },
+        tmp_path / "serve.log",
     )
     seen_hosts: set[str] = set()
 
     with (
         serve(site.app(), github_sock, lifespan="off"),
-        serve(create_app(settings), app_sock, lifespan="on"),
+        stopping(app.start()),
         sync_playwright() as playwright,
     ):
+        link = printed_setup_link(app)
+        assert link.startswith(f"{app_url}/setup?token=")
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh user-data-dir
             executable_path=CHROMIUM,
@@ -217,8 +248,18 @@ def test_register_the_app_from_the_setup_page_in_chromium(tmp_path: Path, app_ke
             browser.on("request", lambda r: seen_hosts.add(urlsplit(r.url).hostname or ""))
             page = browser.new_page()
 
-            page.goto(f"{app_url}/")
+            # Without the console's link: the page says where the token is, not what it is.
+            refused = page.goto(f"{app_url}/")
+            assert refused is not None and refused.status == 403
+            assert "console" in (page.text_content("#token-needed") or "")
+            assert link.split("token=")[1] not in page.content()
+            page.screenshot(path=SCREENSHOTS / "0-token-needed.png", full_page=True)
+
+            page.goto(link)
+            assert page.url == f"{app_url}/setup"  # the token left the address bar
             assert page.text_content("h1") == "Register tembo-dispatch on GitHub"
+            [cookie] = browser.cookies(app_url)
+            assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
             page.screenshot(path=SCREENSHOTS / "1-setup-page.png", full_page=True)
 
             page.click("#register")
@@ -254,9 +295,8 @@ def test_register_the_app_from_the_setup_page_in_chromium(tmp_path: Path, app_ke
         finally:
             browser.close()
 
-    assert seen_hosts == {"127.0.0.1"}
+    assert seen_hosts == {"127.0.0.1", "localhost"}
     assert len(site.conversions) == 1
-    env_file = Path(settings.env_file)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     written = read_env_file(env_file)
     assert set(written) == {

@@ -152,32 +152,64 @@ def registration(page: Page) -> Registration:
 # ---------------------------------------------------------------------------
 # The app without credentials
 
+SETUP_TOKEN = "the-setup-token-printed-at-start-0123"
+LOCAL = "http://localhost:3000"
+
 
 @dataclass
 class SetupHarness:
+    """The app without credentials; `client` is the operator's browser, which opened the
+    console's setup link (so it holds the setup cookie)."""
+
+    app: Starlette
     client: httpx.AsyncClient
     github: FakeManifestGitHub
     settings: Settings
+    token: str = SETUP_TOKEN
 
-    async def start(self, path: str = "/") -> Registration:
+    def browser(
+        self, base_url: str = LOCAL, peer: tuple[str, int] = ("127.0.0.1", 51000)
+    ) -> httpx.AsyncClient:
+        """Another browser, without the cookie (the caller closes it)."""
+        transport = httpx.ASGITransport(app=self.app, client=peer)
+        return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+    async def start(self, path: str = "/setup") -> Registration:
         response = await self.client.get(path)
         assert response.status_code == 200, response.text
         return registration(Page(response.text))
 
-    async def callback(self, code: str, state: str) -> httpx.Response:
-        return await self.client.get("/setup/callback", params={"code": code, "state": state})
+    async def callback(
+        self, code: str, state: str, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        return await (client or self.client).get(
+            "/setup/callback", params={"code": code, "state": state}
+        )
+
+
+async def open_setup_link(client: httpx.AsyncClient, token: str = SETUP_TOKEN) -> httpx.Response:
+    """What the operator does first: open `/setup?token=…` from the console."""
+    response = await client.get("/setup", params={"token": token})
+    assert response.status_code == 303, response.text
+    return response
 
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, github: FakeManifestGitHub, base_url: str = "http://testserver"
+    settings: Settings,
+    github: FakeManifestGitHub,
+    base_url: str = LOCAL,
+    *,
+    signed_in: bool = True,
 ) -> AsyncIterator[SetupHarness]:
     http = httpx.AsyncClient(transport=httpx.MockTransport(github))
-    app: Starlette = create_app(settings, http=http)
+    app: Starlette = create_app(settings, http=http, setup_token=SETUP_TOKEN)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
-            yield SetupHarness(client, github, settings)
+            if signed_in:
+                await open_setup_link(client)
+            yield SetupHarness(app, client, github, settings)
     await http.aclose()
 
 

@@ -19,7 +19,7 @@ from bot.adapters.github import GitHubClient
 from bot.logs import log
 from bot.ports import GitHubError, Store
 
-logger = logging.getLogger("bot.replay")
+logger = logging.getLogger("bot.operator.replay")
 MAX_PAGES = 50
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
