@@ -88,6 +88,10 @@ class GitHub(Protocol):
 
     async def permission(self, installation_id: int, repo: str, login: str) -> str: ...
 
+    async def app_login(self) -> str:
+        """The App's own bot user (`<slug>[bot]`), the author of the App's comments."""
+        ...
+
     async def read_file(self, installation_id: int, repo: str, path: str) -> str | None: ...
 
 

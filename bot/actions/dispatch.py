@@ -22,6 +22,7 @@ from bot import messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.status_comment import StatusComment
+from bot.adapters.github import discussion
 from bot.events import job_lock
 from bot.journal import Progress
 from bot.logs import log
@@ -257,15 +258,7 @@ async def build_request(
     ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str
 ) -> SessionRequest:
     found = decision.trigger
-    comments = []
-    if config.include_comments and found.issue.comments > 0:
-        comments = [
-            c
-            for c in await ctx.github.list_comments(
-                found.installation_id, found.repository.full_name, found.issue.number
-            )
-            if c.id != found.comment_id
-        ]
+    comments = await discussion(ctx.github, found, config)
     plan = prompt.build(
         issue=found.issue,
         repository=found.repository,

@@ -61,7 +61,10 @@ async def test_the_same_delivery_twice_makes_one_session(harness: Harness) -> No
 
 async def test_command_comment_dispatches_with_its_text_as_the_request(harness: Harness) -> None:
     give_write(harness)
-    harness.github.add_comment(REPO, 1, "I can reproduce this on Safari.", login="alice")
+    give_write(harness, "alice", role="triage")  # comments by triage or more are read
+    harness.github.add_comment(
+        REPO, 1, "I can reproduce this on Safari.", login="alice", association="MEMBER"
+    )
     await harness.deliver(
         "issue_comment",
         payloads.comment("/tembo agent=claudeCode:claude-opus-4-5 fix the flaky test"),

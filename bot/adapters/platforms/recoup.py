@@ -53,9 +53,8 @@ import httpx
 from bot import __version__
 from bot.adapters.platforms.transport import (
     TIMEOUT,
-    error_message,
+    error_for,
     remember,
-    retry_after,
     send,
 )
 from bot.ports import (
@@ -63,7 +62,6 @@ from bot.ports import (
     Session,
     SessionRequest,
     SessionState,
-    is_transient_status,
 )
 
 NAME = "recoup"
@@ -291,15 +289,7 @@ class RecoupPlatform:
                 transient=True,
                 ambiguous=True,
             ) from exc
-        status = response.status_code
-        said = "`" + error_message(response).replace("`", "'").strip()[:500] + "`"
-        reason = explain.get(status)
-        raise PlatformError(
-            f"{LABEL} answered {status}: {said}" + (f" ({reason})" if reason else ""),
-            status=status,
-            transient=is_transient_status(status),
-            retry_after=retry_after(response),
-        )
+        raise error_for(LABEL, response, explain)
 
 
 def session_state(session: dict[str, Any]) -> SessionState:

@@ -32,6 +32,7 @@ import httpx
 
 from bot.adapters.platforms.transport import send
 from bot.ports import PlatformError, Session, SessionRequest, SessionState
+from bot.prompt import has_trailer
 
 NAME = "tembo"
 CREATE_PATH = "/session/create"
@@ -125,7 +126,6 @@ class TemboPlatform:
         return _session(data)
 
     async def find_session(self, request: SessionRequest) -> Session | None:
-        marker = f"dispatch-id: {request.dispatch_id}"
         cutoff = request.first_sent_at - CLOCK_SKEW if request.first_sent_at else None
         for page in range(1, (LIST_PAGES if cutoff else LIST_PAGES_BLIND) + 1):
             data = await send(
@@ -145,8 +145,10 @@ class TemboPlatform:
             for item in items if isinstance(items, list) else []:
                 if not isinstance(item, dict) or not item.get("id"):
                     continue
-                text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
-                if marker in text:
+                if any(
+                    has_trailer(str(item.get(k) or ""), request.dispatch_id)
+                    for k in ("prompt", "description")
+                ):
                     url = item.get("htmlUrl") or APP_SESSION_URL.format(id=item["id"])
                     return _session({**item, "htmlUrl": url})
             meta = data.get("meta") if isinstance(data, dict) else None
