@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot import platforms
 
 KEYS = ("agent", "branch", "target", "platform", "new")
-SUBCOMMANDS = ("help", "status", "stop")
 
 
 def _platform_usage() -> tuple[str, str]:
@@ -37,7 +37,7 @@ USAGE = f"""\
 | key | meaning |
 |---|---|
 | `agent=…` | the agent to use, e.g. `claudeCode:claude-opus-4-5` |
-| `branch=…` | the branch the agent works on (quote values with spaces: `branch="a b"`) |
+| `branch=…` | the branch the agent works on (a git branch name) |
 | `target=…` | the branch the pull request goes to |
 | `platform=…` | {_CHOICES} |
 | `new` | start a new session even if one is running for this issue |
@@ -54,13 +54,43 @@ _TOKEN = re.compile(
 _BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
+ProblemKind = Literal["unknown_key", "bad_new", "empty_value", "bad_ref", "bad_agent"]
+CommandName = Literal["run", "help", "status", "stop"]
+
+# git check-ref-format's rules, plus an allowlist of characters: a branch name is shown
+# in the status comment and the prompt, so it may hold nothing Markdown or a shell acts on.
+_REF_CHARS = re.compile(r"^[A-Za-z0-9._/+#@=,-]{1,200}$")
+_REF_FORBIDDEN = re.compile(r"\.\.|@\{|//|^/|/$|\.$|^-|(^|/)\.|\.lock(/|$)")
+_SUBCOMMANDS: dict[str, CommandName] = {"help": "help", "status": "status", "stop": "stop"}
+AGENT = re.compile(r"^[A-Za-z0-9:._/-]{1,100}$")
+
+
+def valid_ref(name: str) -> bool:
+    """Whether `name` is a branch name git accepts and the app will show."""
+    return bool(_REF_CHARS.match(name)) and not _REF_FORBIDDEN.search(name) and name != "@"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with a command. `key` and `value` are the sender's words: whoever
+    shows them must treat them as untrusted text."""
+
+    kind: ProblemKind
+    key: str
+    value: str = ""
+
+
 class CommandError(ValueError):
-    """The command is malformed; the message is shown to the person with the usage."""
+    """The command is malformed; `problem` says how, for the reply."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(f"{problem.kind}: {problem.key}")
+        self.problem = problem
 
 
 @dataclass(frozen=True)
 class Command:
-    name: str = "run"  # run | help | status | stop
+    name: CommandName = "run"
     text: str = ""
     args: dict[str, str] = field(default_factory=dict)
     new: bool = False
@@ -113,8 +143,9 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
     tail = tail.strip()
 
     word, _, after = tail.partition(" ")
-    if word.lower() in SUBCOMMANDS and not after.strip() and not rest.strip():
-        return Command(name=word.lower())
+    subcommand = _SUBCOMMANDS.get(word.lower())
+    if subcommand is not None and not after.strip() and not rest.strip():
+        return Command(name=subcommand)
     new = False
     if word.lower() == "new":
         new, tail = True, after
@@ -123,16 +154,20 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
     position = 0
     while match := _TOKEN.match(tail, position):
         key = match["key"].lower()
-        if key not in KEYS:
-            raise CommandError(f"unknown key `{key}`; known keys: {', '.join(KEYS)}")
         value = next(v for v in (match["dq"], match["sq"], match["bare"]) if v is not None)
+        if key not in KEYS:
+            raise CommandError(Problem("unknown_key", key))
         if key == "new":
             if value.lower() not in _BOOL:
-                raise CommandError(f"`new={value}` must be true or false")
+                raise CommandError(Problem("bad_new", key, value))
             new = new or _BOOL[value.lower()]
         else:
             if not value:
-                raise CommandError(f"`{key}=` needs a value")
+                raise CommandError(Problem("empty_value", key))
+            if key in ("branch", "target") and not valid_ref(value):
+                raise CommandError(Problem("bad_ref", key, value))
+            if key == "agent" and not AGENT.match(value):
+                raise CommandError(Problem("bad_agent", key, value))
             args[key] = value
         position = match.end()
     text = "\n".join(part for part in (tail[position:].strip(), rest.strip()) if part)

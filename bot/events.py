@@ -8,6 +8,7 @@ an exception: GitHub's payloads are input like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # (event, action) pairs some rule may act on; everything else is answered "ignored"
@@ -60,6 +61,7 @@ class Issue:
     is_pull_request: bool = False
     comments: int = 0
     state_reason: str | None = None  # completed | not_planned | reopened, once closed
+    updated_at: float = 0.0  # epoch seconds; 0 when the payload did not say
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class Comment:
     body: str
     user: User
     html_url: str = ""
+    # Epoch seconds (0 when unknown): the prompt reads a discussion as it stood at the
+    # trigger, so comments written or edited after it are left out.
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    # GitHub's author_association (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...).
+    author_association: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,32 @@ def is_relevant(event: str, action: str | None) -> bool:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def timestamp(value: Any) -> float:
+    """An ISO 8601 time as GitHub writes it ("2019-05-15T15:20:33Z"), in epoch seconds;
+    0.0 for anything else."""
+    if not isinstance(value, str) or not value:
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def comment_from(raw: dict[str, Any], user: User) -> Comment | None:
+    """A comment as the webhook and the REST API both show it."""
+    if not isinstance(raw.get("id"), int):
+        return None
+    return Comment(
+        id=raw["id"],
+        body=_str(raw.get("body")),
+        user=user,
+        html_url=_str(raw.get("html_url")),
+        created_at=timestamp(raw.get("created_at")),
+        updated_at=timestamp(raw.get("updated_at")),
+        author_association=_str(raw.get("author_association")),
+    )
 
 
 def _user(raw: Any) -> User | None:
@@ -153,6 +187,7 @@ def _issue(raw: Any) -> Issue | None:
         is_pull_request=isinstance(raw.get("pull_request"), dict),
         comments=raw["comments"] if isinstance(raw.get("comments"), int) else 0,
         state_reason=raw.get("state_reason") if isinstance(raw.get("state_reason"), str) else None,
+        updated_at=timestamp(raw.get("updated_at")),
     )
 
 
@@ -206,18 +241,11 @@ def parse(event: str, payload: dict[str, Any]) -> Event | None:
         )
     raw_comment = payload.get("comment")
     author = _user(raw_comment.get("user")) if isinstance(raw_comment, dict) else None
-    if (
-        not isinstance(raw_comment, dict)
-        or not isinstance(raw_comment.get("id"), int)
-        or not author
-    ):
+    if not isinstance(raw_comment, dict) or not author:
         return None
-    comment = Comment(
-        id=raw_comment["id"],
-        body=_str(raw_comment.get("body")),
-        user=author,
-        html_url=_str(raw_comment.get("html_url")),
-    )
+    comment = comment_from(raw_comment, author)
+    if comment is None:
+        return None
     return CommentEvent(
         action=action,
         issue=issue,

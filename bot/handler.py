@@ -73,9 +73,6 @@ class Handler:
         if isinstance(found, policy.Ignore):
             log(logger, "delivery.ignored", reason=found.reason, **fields)
             return Outcome("done", found.reason)
-        if isinstance(found, policy.Reply):
-            await reply(self.ctx, progress, event, found)
-            return Outcome("done", "replied")
 
         decision = await self._decision(progress, found, config)
         if isinstance(decision, policy.Ignore):

@@ -52,6 +52,9 @@ class Journal:
     creates_unknown: int = 0
     first_sent_at: float | None = None
     session: Session | None = None
+    # The prompt's fence delimiter, drawn once: every resend of a create carries the same
+    # prompt (a platform's idempotency compares the request).
+    prompt_nonce: str | None = None
     platform_steps: Mapping[str, str] = field(default_factory=dict)
     reported: bool = False
     following: bool = False
@@ -115,7 +118,12 @@ class Progress:
     async def write(self, journal: Journal) -> None:
         self.journal = journal
         async with self._lock:
-            await self.store.save_progress(self.job, dump(self.journal))
+            data = dump(self.journal)
+            await self.store.save_progress(self.job, data)
+            # The job's own copy follows, so whoever reads the job after this attempt
+            # (giving up on it, at the end of its last attempt) sees what it did.
+            self.job.progress.clear()
+            self.job.progress.update(data)
 
 
 class JournalSteps:

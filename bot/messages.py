@@ -1,23 +1,63 @@
 """Every comment the app writes. Each carries the hidden marker, so the app can find its
-own comments, leave them out of prompts, and never answer itself."""
+own comments, leave them out of prompts, and never answer itself.
+
+Text that someone else wrote (a sender's command, a platform's answer) only ever reaches
+a comment through `code()`: one line of inline code, so Markdown, mentions, images and
+HTML in it stay inert. The GitHub adapter also scrubs every body for secrets on the way
+out; nothing here has to remember to.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from bot import platforms
-from bot.commands import USAGE
+from bot.commands import KEYS, USAGE, Problem
+from bot.events import Comment
 from bot.platforms import display_name
 from bot.ports import Session, SessionRecord
-from bot.repo_config import ConfigError, RepoConfig
+from bot.replies import (
+    ConfigProblems,
+    Denied,
+    Existing,
+    Help,
+    NothingToStop,
+    Reply,
+    Status,
+    UnknownPlatform,
+    Usage,
+)
+from bot.repo_config import RepoConfig
+from bot.sanitize import code
 
 MARKER = "<!-- tembo-dispatch -->"
 
 
 def has_marker(body: str) -> bool:
     return MARKER in body
+
+
+_URL = re.compile(r"^https://[^\s<>()\[\]`]+$")
+
+
+def link(url: str) -> str:
+    """A platform's link as a bare URL GitHub autolinks; anything that is not a plain
+    https URL is shown as inert text instead."""
+    return url if _URL.match(url) else code(url, 200)
+
+
+def status_comment_id(comments: Sequence[Comment], ident: str, app_login: str) -> int | None:
+    """The status comment of dispatch `ident`, among the comments the App itself wrote.
+    Anyone can paste the marker into a comment; only the App's bot user is the author of
+    ours, so a look-alike is never taken over (edited) or mistaken for ours."""
+    marker = dispatch_marker(ident)
+    for comment in comments:
+        if comment.user.login == app_login and has_marker(comment.body) and marker in comment.body:
+            return comment.id
+    return None
 
 
 def _with_marker(text: str, ident: str | None = None) -> str:
@@ -70,12 +110,13 @@ def status_comment(view: dict[str, Any], ident: str) -> str:
     url = view["url"]
     head = f"{icon} {name} session {word}: [{url}]({url})"
     if view.get("reason"):
-        head += f"\n\n> {view['reason'][:500]}"
+        # A platform's words about why its session ended: shown, but inert.
+        head += f"\n\n> {code(str(view['reason']), 500)}"
     lines = [head]
     prs = view.get("pull_requests") or []
     if prs:
         lines += ["", "Pull request" + ("s:" if len(prs) > 1 else ":")]
-        lines += [f"- {pr}" for pr in prs]
+        lines += [f"- {link(str(pr))}" for pr in prs]
     elif view["phase"] == "finished":
         lines += ["", "The platform reported no pull request."]
     lines += [
@@ -129,6 +170,54 @@ def failed(platform: str, reason: str, *, ident: str) -> str:
     return _with_marker(f"😕 Could not start {what}: {reason}", ident)
 
 
+def render(reply: Reply) -> str:
+    """The comment a reply becomes: the one place replies are worded."""
+    said = reply.said
+    if isinstance(said, Usage):
+        return usage(said.command, problem_text(said.problem))
+    if isinstance(said, UnknownPlatform):
+        known = ", ".join(f"`{entry.name}`" for entry in platforms.REGISTRY)
+        return usage(
+            said.command, f"unknown platform {code(said.platform, 40)}; known platforms: {known}"
+        )
+    if isinstance(said, Denied):
+        return denied(said.login, said.min_permission)
+    if isinstance(said, Help):
+        return help_text(said.config)
+    if isinstance(said, Status):
+        return status(said.sessions, said.now)
+    if isinstance(said, Existing):
+        return existing(said.session, said.command)
+    if isinstance(said, NothingToStop):
+        return nothing_to_stop()
+    if isinstance(said, ConfigProblems):
+        return config_problems(said.source, said.problems)
+    assert_never(said)
+
+
+def problem_text(problem: Problem) -> str:
+    """What was wrong with a command. The key and value are the sender's: code() only."""
+    key = code(problem.key, 40)
+    if problem.kind == "unknown_key":
+        return f"unknown key {key}; known keys: {', '.join(f'`{k}`' for k in KEYS)}"
+    if problem.kind == "bad_new":
+        return f"{code('new=' + problem.value, 60)} must be true or false"
+    if problem.kind == "empty_value":
+        return f"{code(problem.key + '=', 40)} needs a value"
+    if problem.kind == "bad_ref":
+        return (
+            f"{code(problem.key + '=' + problem.value, 80)} is not a branch name this app "
+            "accepts: letters, digits and . _ / + # @ = , - only, as git allows them "
+            "(no `..`, no leading `-` or `/`, no `.lock` ending)"
+        )
+    if problem.kind == "bad_agent":
+        return (
+            f"{code('agent=' + problem.value, 80)} is not an agent name: up to 100 letters, "
+            "digits and : . _ / -"
+        )
+    assert_never(problem.kind)
+
+
 def denied(login: str, min_permission: str) -> str:
     return _with_marker(
         f"👋 @{login}, only people with **{min_permission}** access (or more) to this "
@@ -144,8 +233,8 @@ def existing(record: SessionRecord, command: str) -> str:
     )
 
 
-def usage(config: RepoConfig, error: str | None = None) -> str:
-    text = USAGE.format(command=config.command)
+def usage(command: str, error: str | None = None) -> str:
+    text = USAGE.format(command=command)
     head = f"⚠️ {error}\n\n" if error else ""
     return _with_marker(f"{head}{text}")
 
@@ -170,9 +259,9 @@ def status(records: Sequence[SessionRecord], now: float | None = None) -> str:
     return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines))
 
 
-def config_error(error: ConfigError) -> str:
-    problems = "\n".join(f"- {problem}" for problem in error.problems)
+def config_problems(source: str, problems: Sequence[str]) -> str:
+    listed = "\n".join(f"- {problem}" for problem in problems)
     return _with_marker(
-        f"⚠️ `{error.source}` has problems, so nothing was started:\n\n{problems}\n\n"
+        f"⚠️ `{source}` has problems, so nothing was started:\n\n{listed}\n\n"
         "Fix the file on the default branch and trigger again."
     )

@@ -3,48 +3,64 @@
 Two steps, so the worker fetches facts (permission, earlier sessions) only for
 deliveries that are triggers at all:
 
-    trigger(event, config) -> Trigger | Ignore | Reply
-    decide(trigger, config, facts) -> Ignore | Reply | Dispatch
+    trigger(event, config) -> Trigger | Ignore
+    decide(trigger, config, facts) -> Ignore | Reply | Dispatch | FollowUp | Stop
+
+A malformed command is still a Trigger (carrying its problem): nothing is said to a
+sender before `decide` has seen their permission, so a sender below `min_permission`
+gets the one "not allowed" notice and never an echo of what they typed.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bot import messages, platforms
-from bot.commands import Command, CommandError, mentions, parse
+from bot.commands import Command, CommandError, Problem, mentions, parse
 from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
 from bot.ports import SessionRecord
-from bot.repo_config import PERMISSIONS, RepoConfig
+from bot.replies import (
+    ConfigProblems,
+    Denied,
+    Existing,
+    Help,
+    NothingToStop,
+    Reply,
+    Status,
+    UnknownPlatform,
+    Usage,
+)
+from bot.repo_config import PERMISSIONS, ConfigError, RepoConfig
+
+__all__ = ["Reply"]  # part of the decisions handed to the worker
 
 LIVE_SESSION_SECONDS = 24 * 3600
+TriggerKind = Literal["label", "command", "close"]
+# Below this role a sender's refusals are said once per issue, whatever they type.
+TRUSTED = "write"
 
 
 @dataclass(frozen=True)
 class Trigger:
-    kind: str  # label | command | close
+    kind: TriggerKind
     installation_id: int
     repository: Repository
     issue: Issue
     sender: User
     command: Command | None = None
     comment_id: int | None = None
+    # A command that could not be read; answered only once the sender may be answered.
+    problem: Problem | None = None
+    # When the trigger happened (epoch seconds; 0 when the payload did not say): the
+    # discussion is read as it stood then.
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
 class Ignore:
     reason: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    """Answer on the issue instead of dispatching. `once` names a notice sent once per issue."""
-
-    body: str
-    reaction: str | None = None
-    once: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,7 @@ def rank(permission: str) -> int:
     return PERMISSIONS.index(permission) if permission in PERMISSIONS else -1
 
 
-def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
+def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
     if isinstance(event, IssueEvent):
         if event.issue.is_pull_request:
             return Ignore("issue event on a pull request")
@@ -110,6 +126,7 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
                 repository=event.repository,
                 issue=event.issue,
                 sender=event.sender,
+                at=event.issue.updated_at,
             )
         if event.action == "labeled" and event.label != config.label:
             return Ignore(f"label {event.label!r} is not {config.label!r}")
@@ -123,6 +140,8 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
             repository=event.repository,
             issue=event.issue,
             sender=event.sender,
+            # The issue's updated_at is the label's time: labelling touches the issue.
+            at=event.issue.updated_at,
         )
     if isinstance(event, CommentEvent):
         if messages.has_marker(event.comment.body):
@@ -131,10 +150,11 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
             return Ignore(f"bot {event.sender.login} is not in allow_bots")
         if event.issue.is_pull_request and not config.pull_requests:
             return Ignore("command on a pull request (pull_requests: false)")
+        problem = None
         try:
             command = parse(event.comment.body, config.command)
         except CommandError as exc:
-            return Reply(messages.usage(config, str(exc)), reaction="confused")
+            command, problem = Command(), exc.problem
         if command is None:
             return Ignore("no command in the comment")
         return Trigger(
@@ -145,6 +165,8 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore | Reply:
             sender=event.sender,
             command=command,
             comment_id=event.comment.id,
+            problem=problem,
+            at=event.comment.created_at,
         )
     return Ignore(f"{type(event).__name__} never dispatches")
 
@@ -153,33 +175,60 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
     if rank(facts.permission) < rank(config.min_permission):
         if found.kind == "close":
             return Ignore(f"{found.sender.login} closed the issue without the permission")
+        # One notice per person per issue, however often or however oddly they ask.
         return Reply(
-            messages.denied(found.sender.login, config.min_permission),
+            Denied(found.sender.login, config.min_permission),
             once=f"denied:{found.sender.login}",
         )
+    # Below TRUSTED, a sender's mistakes are answered once per issue: no reply loop.
+    refusal_once = (
+        f"refused:{found.sender.login}" if rank(facts.permission) < rank(TRUSTED) else None
+    )
+    if found.problem is not None:
+        return Reply(Usage(config.command, found.problem), reaction="confused", once=refusal_once)
     live = facts.live()
     command = found.command
     if found.kind == "close":
         return Stop(found, tuple(live)) if live else Ignore("closed; no running session")
     if command is not None and command.name == "help":
-        return Reply(messages.help_text(config), reaction="eyes")
+        return Reply(Help(config), reaction="eyes")
     if command is not None and command.name == "status":
-        return Reply(messages.status(facts.sessions, facts.now or None), reaction="eyes")
+        return Reply(Status(facts.sessions, facts.now or None), reaction="eyes")
     if command is not None and command.name == "stop":
         if not live:
-            return Reply(messages.nothing_to_stop(), reaction="confused")
+            return Reply(NothingToStop(), reaction="confused")
         return Stop(found, tuple(live))
     platform = (command.platform if command else None) or config.platform
     if platforms.get(platform) is None:
-        return Reply(messages.usage(config, f"unknown platform `{platform}`"), reaction="confused")
+        return Reply(
+            UnknownPlatform(config.command, platform), reaction="confused", once=refusal_once
+        )
     forced = command is not None and command.new
     if config.one_session_per_issue and not forced and live:
         running = live[-1]
         if command is not None and command.text and running.platform in facts.messageable:
             return FollowUp(found, running)
-        return Reply(messages.existing(running, config.command), reaction="eyes")
+        return Reply(Existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
     return Dispatch(trigger=found, platform=platform, agent=agent)
+
+
+def config_problem(
+    found: Trigger, config: RepoConfig, permission: str, error: ConfigError
+) -> Ignore | Reply:
+    """A trigger under a configuration file with problems (`config` holds the keys that
+    did parse). The problems are shown only to someone who may act here; others get the
+    usual single notice, so a file's contents are not told to whoever asks."""
+    if found.kind == "close":
+        return Ignore("closed; the configuration has problems")
+    if rank(permission) < rank(config.min_permission):
+        return Reply(
+            Denied(found.sender.login, config.min_permission),
+            once=f"denied:{found.sender.login}",
+        )
+    return Reply(
+        ConfigProblems(error.source, tuple(str(p) for p in error.problems)), reaction="confused"
+    )
 
 
 def worth_queueing(event: str, payload: dict[str, Any]) -> bool:

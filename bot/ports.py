@@ -88,6 +88,10 @@ class GitHub(Protocol):
 
     async def permission(self, installation_id: int, repo: str, login: str) -> str: ...
 
+    async def app_login(self) -> str:
+        """The App's own bot user (`<slug>[bot]`), the author of the App's comments."""
+        ...
+
     async def read_file(self, installation_id: int, repo: str, path: str) -> str | None: ...
 
 
@@ -109,6 +113,22 @@ class SessionRequest:
     # When the first create for this dispatch was sent (epoch seconds), so a lookup after
     # a lost answer knows how far back to search; 0 when unknown.
     first_sent_at: float = 0.0
+
+
+# The last line of every prompt: a lookup after a lost answer matches that whole line.
+TRAILER = "tembo-dispatch-id: "
+
+
+def trailer(dispatch_id: str) -> str:
+    return f"{TRAILER}{dispatch_id}"
+
+
+def has_trailer(text: str, dispatch_id: str) -> bool:
+    """Whether `text` (a prompt as a platform gives it back) ends with this dispatch's
+    trailer line: the whole last non-blank line, so a longer id, or an id quoted inside
+    the issue text, never matches."""
+    lines = text.rstrip().rsplit("\n", 1)
+    return lines[-1].strip() == trailer(dispatch_id)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -18,6 +18,10 @@ from bot.settings import Settings
 
 PATH = ".github/tembo.yml"
 ORG_REPO = ".github"  # Probot's convention: org-wide defaults live in the org's .github repo
+# all: every comment; collaborators: comments by people with triage access or more;
+# none: no comments. Old files said true (all) or false (none).
+IncludeComments = Literal["all", "collaborators", "none"]
+INCLUDE_COMMENTS: tuple[IncludeComments, ...] = ("all", "collaborators", "none")
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 TEMPLATE_FIELDS = ("number", "slug", "login")
 _COMMAND = re.compile(r"^/[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -34,7 +38,7 @@ class RepoConfig:
     branch_name: str = "tembo/{number}-{slug}"
     min_permission: str = "write"
     allow_bots: tuple[str, ...] = ()
-    include_comments: bool = True
+    include_comments: IncludeComments = "collaborators"
     max_prompt_chars: int = 60000
     one_session_per_issue: bool = True
     pull_requests: bool = False  # `/tembo` in pull-request conversations
@@ -107,7 +111,11 @@ def _check(key: str, value: Any) -> str | None:
         if isinstance(value, list) and all(is_str(v) for v in value):
             return None
         return 'must be a list of bot logins, e.g. ["dependabot[bot]"]'
-    if key in ("include_comments", "one_session_per_issue", "pull_requests"):
+    if key == "include_comments":
+        if isinstance(value, bool) or value in INCLUDE_COMMENTS:
+            return None
+        return f"must be one of {', '.join(INCLUDE_COMMENTS)}"
+    if key in ("one_session_per_issue", "pull_requests"):
         return None if isinstance(value, bool) else "must be true or false"
     if key == "max_prompt_chars":
         if isinstance(value, int) and not isinstance(value, bool) and 1000 <= value <= 1_000_000:
@@ -150,7 +158,11 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
         if error:
             problems.append(Problem(key, line, f"{error} (got {value!r})"))
             continue
-        layer[key] = tuple(value) if key == "allow_bots" else value
+        if key == "allow_bots":
+            value = tuple(value)
+        elif key == "include_comments" and isinstance(value, bool):
+            value = "all" if value else "none"
+        layer[key] = value
     if problems:
         raise ConfigError(source, problems, layer)
     return layer

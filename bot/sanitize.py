@@ -2,7 +2,13 @@
 
 Issue text is untrusted. Instructions hidden where a maintainer reading the issue
 cannot see them (HTML comments, zero-width and bidi characters, Unicode tag
-characters) are removed; visible text, links and images are kept.
+characters, link reference definitions nothing uses, such as `[//]: # (...)`) are
+removed; visible text, links and images are kept. Text a reader sees only on request
+(image alt text, a collapsed `<details>` block) is kept but marked (`mark`), so the
+agent knows a maintainer may not have read it.
+
+The other way round, words from elsewhere (a sender's command values, a platform's error)
+shown in the app's own comments go through `code`: one inert span that cannot render.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+_WHITESPACE = re.compile(r"\s+")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # Zero-width, joiners, word joiner, invisible operators, BOM, soft hyphen, Mongolian
 # vowel separator, bidi embeddings/overrides/isolates, and the Unicode tag block.
@@ -23,6 +30,30 @@ _INVISIBLE_TAGS = re.compile(
 )
 
 
+# A link reference definition renders nothing; `[//]: # (text)` is the usual way to hide
+# a comment in Markdown. Its title (the part in quotes or brackets) is never shown.
+_REFERENCE = re.compile(
+    r"""^[ ]{0,3}\[(?P<label>[^\]\n]{1,200})\]:[ \t]*(?P<dest><[^>\n]*>|\S+)"""
+    r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^)\n]*\)))?[ \t]*(?:\n|\Z)""",
+    re.MULTILINE,
+)
+
+
+def _references(text: str) -> str:
+    """Definitions nothing refers to removed; the titles of the others removed."""
+    rest = _REFERENCE.sub("", text)
+
+    def keep(match: re.Match[str]) -> str:
+        label = re.escape(match["label"])
+        used = re.search(rf"\[{label}\](?![:(])", rest, re.IGNORECASE)
+        if not used:
+            return ""
+        end = "\n" if match[0].endswith("\n") else ""
+        return f"[{match['label']}]: {match['dest']}{end}"
+
+    return _REFERENCE.sub(keep, text)
+
+
 def clean(text: str) -> str:
     """`text` without HTML comments and invisible characters."""
     # Removing one comment can join the halves of another ("<!<!---->-- x -->"):
@@ -31,6 +62,7 @@ def clean(text: str) -> str:
         before = text
         text = _HTML_COMMENT.sub("", text)
         text = _INVISIBLE_TAGS.sub("", text)
+        text = _references(text)
         # Other format characters (category Cf) are invisible too; control characters
         # other than newline and tab have no business in a prompt.
         text = "".join(
@@ -44,3 +76,31 @@ def clean(text: str) -> str:
 
 def is_clean(text: str) -> bool:
     return clean(text) == text
+
+
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]\n]*)\]\(")
+_IMG_ALT = re.compile(r"(<img\b[^>]*?\balt\s*=\s*)([\"'])", re.IGNORECASE)
+_DETAILS = re.compile(r"<details\b[^>]*>", re.IGNORECASE)
+_DETAILS_END = re.compile(r"</details\s*>", re.IGNORECASE)
+ALT = "alt text, not shown to readers: "
+COLLAPSED = "[collapsed section: readers see only its summary until they open it]"
+COLLAPSED_END = "[end of collapsed section]"
+
+
+def mark(text: str) -> str:
+    """`text` (already `clean`) with the parts a reader does not see at a glance marked:
+    image alt text and collapsed `<details>` blocks."""
+    text = _IMAGE.sub(lambda m: f"![{ALT}{m['alt']}](" if m["alt"].strip() else m[0], text)
+    text = _IMG_ALT.sub(lambda m: f"{m[1]}{m[2]}{ALT}", text)
+    text = _DETAILS.sub(lambda m: f"{m[0]}\n{COLLAPSED}\n", text)
+    return _DETAILS_END.sub(lambda m: f"\n{COLLAPSED_END}\n{m[0]}", text)
+
+
+def code(text: str, limit: int = 100) -> str:
+    """`text` as one inert span of inline code: on one line (a blank line would end the
+    span and let the rest render), without backticks (which would close it), cut to
+    `limit` characters."""
+    flat = _WHITESPACE.sub(" ", text.replace("`", "'")).strip()
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return f"`{flat}`" if flat else "`(empty)`"

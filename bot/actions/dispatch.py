@@ -22,6 +22,7 @@ from bot import messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.status_comment import StatusComment
+from bot.adapters.github import discussion
 from bot.events import job_lock
 from bot.journal import JournalSteps, Progress
 from bot.logs import log
@@ -59,7 +60,11 @@ async def dispatch(
     except MissingCredentials as exc:
         return await _refused(ctx, progress, status, decision, str(exc), fields)
 
-    request = await build_request(ctx, decision, config, ident)
+    nonce = progress.journal.prompt_nonce
+    if nonce is None:
+        nonce = prompt.new_nonce()
+        await progress.write(dataclasses.replace(progress.journal, prompt_nonce=nonce))
+    request = await build_request(ctx, decision, config, ident, nonce)
     session = progress.journal.session
     if session is None:
         eyes = asyncio.create_task(_eyes(ctx, progress, found))
@@ -254,18 +259,10 @@ async def _refused(
 
 
 async def build_request(
-    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str
+    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str, nonce: str
 ) -> SessionRequest:
     found = decision.trigger
-    comments = []
-    if config.include_comments and found.issue.comments > 0:
-        comments = [
-            c
-            for c in await ctx.github.list_comments(
-                found.installation_id, found.repository.full_name, found.issue.number
-            )
-            if c.id != found.comment_id
-        ]
+    comments = await discussion(ctx.github, found, config)
     plan = prompt.build(
         issue=found.issue,
         repository=found.repository,
@@ -274,6 +271,7 @@ async def build_request(
         requester=found.sender.login,
         config=config,
         dispatch_id=ident,
+        nonce=nonce,
     )
     return SessionRequest(
         dispatch_id=ident,

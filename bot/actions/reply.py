@@ -30,7 +30,7 @@ async def reply(
     if answer.reaction and not progress.journal.reply_reacted:
         await react(ctx, event, answer.reaction)
         await progress.write(dataclasses.replace(progress.journal, reply_reacted=True))
-    await ctx.github.create_comment(event.installation_id, repo, issue, answer.body)
+    await ctx.github.create_comment(event.installation_id, repo, issue, messages.render(answer))
     await progress.write(dataclasses.replace(progress.journal, replied=True))
 
 
@@ -46,7 +46,13 @@ async def config_problem(
     found = policy.trigger(event, lenient)
     if isinstance(found, policy.Ignore):
         return Outcome("done", "config has problems; delivery was not a trigger")
-    answer = policy.Reply(messages.config_error(error), "confused")
+    # Permission first: a file's problems are told only to those who may act here.
+    who = await ctx.github.permission(
+        found.installation_id, found.repository.full_name, found.sender.login
+    )
+    answer = policy.config_problem(found, lenient, who, error)
+    if isinstance(answer, policy.Ignore):
+        return Outcome("done", answer.reason)
     await reply(ctx, progress, event, answer)
     log(
         logger,

@@ -51,8 +51,6 @@ class StatusComment:
         await self.progress.write(journal)
 
     async def _find(self, installation: int, repo: str, number: int) -> int | None:
-        marker = messages.dispatch_marker(self.ident)
-        for comment in await self.ctx.github.list_comments(installation, repo, number):
-            if messages.has_marker(comment.body) and marker in comment.body:
-                return comment.id
-        return None
+        # Only the App's own comments count: anyone can paste the markers into theirs.
+        comments = await self.ctx.github.list_comments(installation, repo, number)
+        return messages.status_comment_id(comments, self.ident, await self.ctx.github.app_login())

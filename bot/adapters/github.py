@@ -1,8 +1,9 @@
 """GitHub's REST API for the App: JWT, installation tokens, the calls the worker makes.
 
 Owns authentication, caching (tokens until shortly before they expire, config files by
-ETag, permissions for a few minutes), pacing of content-creating calls, and mapping HTTP
-answers to `GitHubError`. It decides nothing about issues.
+ETag, permissions for a few minutes, the App's bot login), pacing of content-creating
+calls, and mapping HTTP answers to `GitHubError`. Every comment body it sends passes the
+secret scrubber first. It decides nothing about issues.
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 import jwt
 
-from bot import __version__
-from bot.events import Comment, User
-from bot.ports import GitHubError, is_transient_status
+from bot import __version__, logs, prompt
+from bot.events import Comment, User, comment_from
+from bot.logs import Scrubber
+from bot.ports import GitHub, GitHubError, is_transient_status
+from bot.repo_config import RepoConfig
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.policy import Trigger
 
 API_VERSION = "2022-11-28"
 TOKEN_REFRESH_MARGIN = 5 * 60  # renew an installation token this long before it expires
@@ -130,6 +136,10 @@ class GitHubClient:
         self._token_locks: dict[int, asyncio.Lock] = {}
         self._files: dict[tuple[int, str, str], _Cached] = {}
         self._permissions: dict[tuple[str, str], _Cached] = {}
+        self._app_login: str | None = None
+        # Comments are public: whatever reaches one is scrubbed of every secret the
+        # process knows, including tokens it minted itself.
+        self.scrub = Scrubber(settings.secrets())
         self.pacer = Pacer(content_per_minute, on_wait=on_wait)
 
     # -- authentication -------------------------------------------------------
@@ -137,7 +147,13 @@ class GitHubClient:
     def jwt(self) -> str:
         if not self._app_id or not self._key:
             raise GitHubError("APP_ID and PRIVATE_KEY must be set to talk to GitHub")
-        return app_jwt(self._app_id, self._key, self._clock())
+        token = app_jwt(self._app_id, self._key, self._clock())
+        self._minted(token)
+        return token
+
+    def _minted(self, secret: str) -> None:
+        self.scrub.add(secret)
+        logs.remember_secret(secret)
 
     async def installation_token(self, installation_id: int) -> str:
         cached = self._tokens.get(installation_id)
@@ -152,6 +168,7 @@ class GitHubClient:
                 "POST", f"/app/installations/{installation_id}/access_tokens"
             )
             token = str(data["token"])
+            self._minted(token)
             expires_at = _parse_time(str(data.get("expires_at", ""))) or self._clock() + 3600
             self._tokens[installation_id] = _Cached((token, expires_at), self._clock())
             return token
@@ -275,7 +292,10 @@ class GitHubClient:
 
     async def create_comment(self, installation_id: int, repo: str, issue: int, body: str) -> int:
         data = await self._json(
-            installation_id, "POST", f"/repos/{repo}/issues/{issue}/comments", json={"body": body}
+            installation_id,
+            "POST",
+            f"/repos/{repo}/issues/{issue}/comments",
+            json={"body": self.scrub(body)},
         )
         return int(data["id"])
 
@@ -286,7 +306,7 @@ class GitHubClient:
             installation_id,
             "PATCH",
             f"/repos/{repo}/issues/comments/{comment_id}",
-            json={"body": body},
+            json={"body": self.scrub(body)},
         )
 
     async def list_comments(self, installation_id: int, repo: str, issue: int) -> list[Comment]:
@@ -301,20 +321,23 @@ class GitHubClient:
                 return comments
             for raw in response.json():
                 user = raw.get("user") or {}
-                comments.append(
-                    Comment(
-                        id=int(raw["id"]),
-                        body=str(raw.get("body") or ""),
-                        user=User(
-                            login=str(user.get("login", "ghost")),
-                            type=str(user.get("type", "User")),
-                        ),
-                        html_url=str(raw.get("html_url", "")),
-                    )
+                author = User(
+                    login=str(user.get("login", "ghost")), type=str(user.get("type", "User"))
                 )
+                comment = comment_from(raw, author) if isinstance(raw, dict) else None
+                if comment is not None:
+                    comments.append(comment)
             url = response.links.get("next", {}).get("url")
             params = None
         return comments
+
+    async def app_login(self) -> str:
+        """The App's bot user, `<slug>[bot]`: the author of every comment the App writes.
+        `GET /app` (JWT) gives the slug; it never changes, so it is asked once."""
+        if self._app_login is None:
+            data = await self.app_request("GET", "/app")
+            self._app_login = f"{data['slug']}[bot]"
+        return self._app_login
 
     async def permission(self, installation_id: int, repo: str, login: str) -> str:
         key = (repo, login)
@@ -350,6 +373,31 @@ class GitHubClient:
         text = None if response.status_code == 404 else response.text
         self._files[key] = _Cached(text, self._clock(), response.headers.get("etag"))
         return text
+
+
+async def discussion(github: GitHub, found: Trigger, config: RepoConfig) -> list[Comment]:
+    """The issue's comments that go into the prompt, as `config.include_comments` says.
+
+    For `collaborators`, an author counts when the collaborator permission API gives them
+    triage or more; author_association is only a cheap first sieve (OWNER, MEMBER,
+    COLLABORATOR are asked, the rest cannot hold such a role), since MEMBER and
+    COLLABORATOR include people with read access only.
+    """
+    if config.include_comments == "none" or found.issue.comments <= 0:
+        return []
+    repo = found.repository.full_name
+    comments = await github.list_comments(found.installation_id, repo, found.issue.number)
+    roles: dict[str, str] = {}
+    if config.include_comments == "collaborators":
+        for login in prompt.authors_to_ask(comments):
+            roles[login] = await github.permission(found.installation_id, repo, login)
+    return prompt.discussion(
+        comments,
+        include=config.include_comments,
+        at=found.at,
+        trigger_comment_id=found.comment_id,
+        roles=roles,
+    )
 
 
 def _parse_time(value: str) -> float | None:

@@ -170,3 +170,41 @@ async def test_ghes_base_path_is_used_for_every_call(app_key: KeyPair, settings:
         "/repos/acme/web/issues/1/comments",
         "/app",
     ]
+
+
+async def test_every_comment_body_is_scrubbed_of_secrets_and_minted_tokens(
+    settings: Settings, github: FakeGitHub, app_key: KeyPair
+) -> None:
+    clock = Clock()
+    gh = client(settings, github, clock)
+    token = await gh.installation_token(1)
+    jwt_now = gh.jwt()
+    tembo_key = settings.platform_env.get("TEMBO_API_KEY")
+    assert tembo_key is not None
+    leaky = f"t={token} j={jwt_now} k={tembo_key}"
+    pem_line = app_key.private.splitlines()[1]
+    comment_id = await gh.create_comment(1, REPO, 3, f"{leaky} pem={pem_line}")
+    created = github.comments[comment_id].body
+    assert created.count("[redacted]") == 4
+    for secret in (token, jwt_now, pem_line):
+        assert secret not in created
+    await gh.update_comment(1, REPO, comment_id, f"again {token}")
+    assert github.comments[comment_id].body == "again [redacted]"
+
+
+async def test_the_apps_bot_login_comes_from_get_app_once(
+    settings: Settings, github: FakeGitHub
+) -> None:
+    gh = client(settings, github, Clock())
+    assert await gh.app_login() == "tembo-dispatch[bot]"
+    assert await gh.app_login() == "tembo-dispatch[bot]"
+    assert github.count("GET", "/app") == 1
+
+
+async def test_listed_comments_carry_their_times_and_author_association(
+    settings: Settings, github: FakeGitHub
+) -> None:
+    github.add_comment(REPO, 3, "hi", "alice", association="MEMBER", at=1_700_000_000)
+    [comment] = await client(settings, github, Clock()).list_comments(1, REPO, 3)
+    assert (comment.user.login, comment.author_association) == ("alice", "MEMBER")
+    assert comment.created_at == comment.updated_at == 1_700_000_000

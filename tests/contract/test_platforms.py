@@ -100,7 +100,7 @@ def session_request(
     return SessionRequest(
         dispatch_id=dispatch_id,
         title="Fix the login bug",
-        prompt=f"Resolve issue #7: Fix the login bug.\n\ndispatch-id: {dispatch_id}\n",
+        prompt=f"Resolve issue #7: Fix the login bug.\n\ntembo-dispatch-id: {dispatch_id}\n",
         repository=REPO,
         target_branch="main",
         branch_name=branch,
@@ -637,7 +637,7 @@ async def test_tembo_looks_past_the_first_page_of_sessions() -> None:
     fake = FakeTembo()
     fake.create({"prompt": request.prompt})
     for number in range(150):  # a burst of later dispatches
-        fake.create({"prompt": f"another issue\n\ndispatch-id: gh-{number}\n"})
+        fake.create({"prompt": f"another issue\n\ntembo-dispatch-id: gh-{number}\n"})
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
         found = await adapter("tembo", fake, http).find_session(request)
     assert found is not None

@@ -61,7 +61,10 @@ async def test_the_same_delivery_twice_makes_one_session(harness: Harness) -> No
 
 async def test_command_comment_dispatches_with_its_text_as_the_request(harness: Harness) -> None:
     give_write(harness)
-    harness.github.add_comment(REPO, 1, "I can reproduce this on Safari.", login="alice")
+    give_write(harness, "alice", role="triage")  # comments by triage or more are read
+    harness.github.add_comment(
+        REPO, 1, "I can reproduce this on Safari.", login="alice", association="MEMBER"
+    )
     await harness.deliver(
         "issue_comment",
         payloads.comment("/tembo agent=claudeCode:claude-opus-4-5 fix the flaky test"),
@@ -210,6 +213,21 @@ async def test_tembo_unreachable_until_attempts_run_out_says_so_once(harness: Ha
     [comment] = harness.github.app_comments()
     assert "gave up after" in comment.body
     assert "unavailable" in comment.body
+
+
+async def test_a_job_that_gives_up_on_its_only_attempt_still_says_so(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    # Giving up reads what the job did in this very attempt (its pinned decision), not
+    # the journal as it was when the job was claimed.
+    tembo.fault = lambda request: httpx.Response(503, json={"error": "unavailable"})
+    async with running(settings.replace(max_attempts=1), github, tembo) as harness:
+        give_write(harness)
+        await harness.deliver("issues", payloads.labeled())
+        await harness.settle()
+        assert await harness.runtime.store.job_counts("delivery") == {"dead": 1}
+    [comment] = github.app_comments()
+    assert "gave up after 1 attempts" in comment.body
 
 
 async def test_installation_token_is_fetched_once_and_reused(harness: Harness) -> None:

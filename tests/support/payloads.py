@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def _place(
     return payload
 
 
+def stamp(at: float | None = None) -> str:
+    """A time as GitHub's payloads write it; now by default (a webhook follows its event)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+
+
 def labeled(
     label: str = "tembo",
     *,
@@ -68,6 +74,7 @@ def labeled(
     body: str | None = None,
     comments: int = 0,
     installation: int = INSTALLATION_ID,
+    at: float | None = None,
 ) -> dict[str, Any]:
     """issues.labeled (fixture issues.labeled.1.json) with `label` added."""
     payload = _place(fixture("issues.labeled.1.json"), repo, number, installation)
@@ -75,6 +82,8 @@ def labeled(
     payload["issue"]["labels"].append(dict(payload["label"]))
     payload["sender"].update(login=sender, type=sender_type)
     payload["issue"]["comments"] = comments
+    # Labelling touches the issue: its updated_at is the label's time.
+    payload["issue"]["updated_at"] = stamp(at)
     if title is not None:
         payload["issue"]["title"] = title
     if body is not None:
@@ -106,11 +115,14 @@ def comment(
     comment_id: int = 492700400,
     comments: int = 1,
     installation: int = INSTALLATION_ID,
+    at: float | None = None,
 ) -> dict[str, Any]:
-    """issue_comment.created (fixture issue_comment.created.1.json) with `body`."""
+    """issue_comment.created (fixture issue_comment.created.1.json) with `body`, written
+    `at` (now by default)."""
     payload = _place(fixture("issue_comment.created.1.json"), repo, number, installation)
     payload["action"] = action
-    payload["comment"].update(body=body, id=comment_id)
+    payload["comment"].update(body=body, id=comment_id, created_at=stamp(at), updated_at=stamp(at))
+    payload["issue"]["updated_at"] = stamp(at)
     payload["comment"]["user"].update(login=sender, type=sender_type)
     payload["sender"].update(login=sender, type=sender_type)
     payload["issue"]["comments"] = comments

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import Command, CommandError, parse
+from bot.commands import Command, CommandError, Problem, parse, valid_ref
 
 
 @pytest.mark.parametrize(
@@ -25,10 +25,10 @@ from bot.commands import Command, CommandError, parse
         ("/tembo new try again", Command(text="try again", new=True)),
         ("/tembo new=true again", Command(text="again", new=True)),
         (
-            '/tembo agent=claudeCode:claude-opus-4-5 branch="feat/x y" target=dev fix',
+            '/tembo agent=claudeCode:claude-opus-4-5 branch="feat/x-y" target=dev fix',
             Command(
                 text="fix",
-                args={"agent": "claudeCode:claude-opus-4-5", "branch": "feat/x y", "target": "dev"},
+                args={"agent": "claudeCode:claude-opus-4-5", "branch": "feat/x-y", "target": "dev"},
             ),
         ),
         ("/tembo platform=dry-run", Command(args={"platform": "dry-run"})),
@@ -70,6 +70,52 @@ def test_parse_uses_the_configured_command() -> None:
 def test_parse_rejects_bad_arguments(body: str) -> None:
     with pytest.raises(CommandError):
         parse(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("/tembo colour=blue", Problem("unknown_key", "colour")),
+        ('/tembo new="![x](https://evil.test/p.png) @org/team"', None),
+        ("/tembo branch='a b'", Problem("bad_ref", "branch", "a b")),
+        ("/tembo branch=feat..x", Problem("bad_ref", "branch", "feat..x")),
+        ("/tembo branch=-x", Problem("bad_ref", "branch", "-x")),
+        ("/tembo branch=x.lock", Problem("bad_ref", "branch", "x.lock")),
+        ("/tembo branch=a/.b", Problem("bad_ref", "branch", "a/.b")),
+        ("/tembo target=a@{1}", Problem("bad_ref", "target", "a@{1}")),
+        ("/tembo target=`x`", Problem("bad_ref", "target", "`x`")),
+        ("/tembo target=x/", Problem("bad_ref", "target", "x/")),
+        ("/tembo agent=a<b>", Problem("bad_agent", "agent", "a<b>")),
+        ("/tembo agent=" + "a" * 101, Problem("bad_agent", "agent", "a" * 101)),
+    ],
+)
+def test_malformed_commands_carry_what_was_wrong(body: str, problem: Problem | None) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse(body)
+    if problem is None:  # the value is the sender's, kept as typed for the renderer
+        problem = Problem("bad_new", "new", "![x](https://evil.test/p.png) @org/team")
+    assert caught.value.problem == problem
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("main", True),
+        ("feat/x-1.2", True),
+        ("release/v1+build#3", True),
+        ("user@host", True),
+        ("@", False),
+        ("a//b", False),
+        ("a..b", False),
+        ("a.", False),
+        ("", False),
+        ("a" * 201, False),
+        ("ünï", False),
+        ("a\nb", False),
+    ],
+)
+def test_valid_ref_follows_git_and_refuses_what_markdown_acts_on(name: str, valid: bool) -> None:
+    assert valid_ref(name) is valid
 
 
 @given(st.text())

@@ -25,7 +25,8 @@ REPO = "Codertocat/Hello-World"
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """Every log line of every logger, formatted as in production, unredacted."""
-    monkeypatch.setattr(logs, "_SECRETS", [])
+    monkeypatch.setattr(logs, "_SCRUBBER", logs.Scrubber())
+    monkeypatch.setattr(logs, "remember_secret", lambda secret: None)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JSONFormatter())
@@ -110,9 +111,44 @@ async def test_registering_the_app_logs_no_credential(
 def test_the_formatter_redacts_known_secrets_whatever_a_call_site_passes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(logs, "_SECRETS", ["tembo-live-key-0123"])
+    monkeypatch.setattr(logs, "_SCRUBBER", logs.Scrubber(["tembo-live-key-0123"]))
     record = logging.LogRecord("bot.test", logging.INFO, __file__, 1, "job.done", None, None)
     record.fields = {"detail": "sent Bearer tembo-live-key-0123"}
     line = logs.JSONFormatter().format(record)
     assert "tembo-live-key-0123" not in line
     assert json.loads(line)["detail"] == "sent Bearer [redacted]"
+
+
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n"
+    "-----END RSA PRIVATE KEY-----\n"
+)
+BODY_LINE = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"
+
+
+@pytest.mark.parametrize(
+    ("secret", "text"),
+    [
+        ("tembo-live-key-0123", "key tembo-live-key-0123 refused"),
+        ('pa"ss\\word', 'body {"key": "pa\\"ss\\\\word"}'),  # JSON-escaped
+        (PEM, json.dumps({"key": PEM})),  # a PEM printed with \n
+        (PEM, PEM.replace("\n", "\r\n")),
+        (PEM, f"line: {BODY_LINE}"),  # one line of the key alone
+        ("s3cr3t/+=x", "url ?k=s3cr3t%2F%2B%3Dx"),  # URL-encoded
+    ],
+)
+def test_the_scrubber_catches_every_form_a_secret_is_printed_in(secret: str, text: str) -> None:
+    scrubbed = logs.Scrubber([secret])(text)
+    assert "[redacted]" in scrubbed
+    assert (BODY_LINE if secret == PEM else secret[:6]) not in scrubbed
+
+
+def test_minted_tokens_are_scrubbed_and_only_the_newest_are_kept() -> None:
+    scrubber = logs.Scrubber()
+    scrubber.add("ghs_first_token_0001")
+    assert scrubber("token ghs_first_token_0001") == "token [redacted]"
+    for n in range(logs.MINTED_KEPT):
+        scrubber.add(f"ghs_token_{n:08d}")
+    assert scrubber("token ghs_first_token_0001") == "token ghs_first_token_0001"

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from bot import policy
-from bot.commands import Command
+from bot import messages, policy, replies
+from bot.commands import Command, Problem
 from bot.events import Comment, CommentEvent, Issue, IssueEvent, Repository, User, lock_key
 from bot.messages import MARKER
 from bot.ports import SessionRecord
@@ -62,10 +62,38 @@ def test_opened_with_the_label_triggers() -> None:
     assert isinstance(policy.trigger(event, RepoConfig()), policy.Trigger)
 
 
-def test_bad_command_arguments_get_the_usage() -> None:
+def test_a_bad_command_is_a_trigger_carrying_its_problem_not_a_reply() -> None:
     result = policy.trigger(commented("/tembo colour=red"), RepoConfig())
+    assert isinstance(result, policy.Trigger)
+    assert result.problem == Problem("unknown_key", "colour")
+
+
+@pytest.mark.parametrize(
+    ("permission", "kind", "once"),
+    [
+        ("none", "denied", "denied:alice"),
+        ("read", "denied", "denied:alice"),
+        ("triage", "denied", "denied:alice"),
+        ("write", "usage", None),
+        ("admin", "usage", None),
+    ],
+)
+def test_permission_is_checked_before_a_bad_command_is_answered(
+    permission: str, kind: str, once: str | None
+) -> None:
+    bad = policy.trigger(commented('/tembo new="![x](https://evil.test/a.png) @all"'), RepoConfig())
+    assert isinstance(bad, policy.Trigger)
+    result = policy.decide(bad, RepoConfig(), policy.Facts(permission, now=NOW))
     assert isinstance(result, policy.Reply)
-    assert "unknown key `colour`" in result.body and MARKER in result.body
+    assert (result.kind, result.once) == (kind, once)
+
+
+def test_below_write_a_senders_refusals_are_said_once_per_issue() -> None:
+    bad = policy.trigger(commented("/tembo colour=red"), RepoConfig())
+    assert isinstance(bad, policy.Trigger)
+    result = policy.decide(bad, RepoConfig(min_permission="read"), policy.Facts("read", now=NOW))
+    assert isinstance(result, policy.Reply)
+    assert (result.kind, result.once) == ("usage", "refused:alice")
 
 
 def found(body: str = "/tembo go") -> policy.Trigger:
@@ -106,7 +134,9 @@ def record(age: float) -> SessionRecord:
 def test_a_live_session_is_linked_instead_of_a_second_one() -> None:
     result = policy.decide(found(), RepoConfig(), policy.Facts("write", (record(60),), NOW))
     assert isinstance(result, policy.Reply)
-    assert "https://app.tembo.io/sessions/s1" in result.body and "/tembo new" in result.body
+    assert result.said == replies.Existing(record(60), "/tembo")
+    body = messages.render(result)
+    assert "https://app.tembo.io/sessions/s1" in body and "/tembo new" in body
 
 
 @pytest.mark.parametrize(
@@ -136,20 +166,24 @@ def test_command_arguments_choose_platform_and_agent() -> None:
 
 def test_unknown_platform_is_answered() -> None:
     result = policy.decide(found("/tembo platform=openai"), RepoConfig(), policy.Facts("write"))
-    assert isinstance(result, policy.Reply) and "unknown platform" in result.body
+    assert isinstance(result, policy.Reply)
+    assert result.said == replies.UnknownPlatform("/tembo", "openai")
+    assert "unknown platform `openai`" in messages.render(result)
 
 
 def test_help_shows_usage_and_effective_config() -> None:
     result = policy.decide(found("/tembo help"), RepoConfig(label="agent"), policy.Facts("write"))
-    assert isinstance(result, policy.Reply)
-    assert "label: agent" in result.body and "key=value" in result.body
+    assert isinstance(result, policy.Reply) and result.kind == "help"
+    body = messages.render(result)
+    assert "label: agent" in body and "key=value" in body
 
 
 def test_status_lists_sessions() -> None:
     result = policy.decide(
         found("/tembo status"), RepoConfig(), policy.Facts("write", (record(60),), NOW)
     )
-    assert isinstance(result, policy.Reply) and "sessions/s1" in result.body
+    assert isinstance(result, policy.Reply) and result.kind == "status"
+    assert "sessions/s1" in messages.render(result)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ pull_requests: true
         branch_name="agents/{login}/{number}-{slug}",
         min_permission="triage",
         allow_bots=("renovate[bot]",),
-        include_comments=False,
+        include_comments="none",
         max_prompt_chars=20000,
         one_session_per_issue=False,
         pull_requests=True,
@@ -59,7 +59,7 @@ def test_an_empty_file_changes_nothing(text: str) -> None:
         ("command: tembo\n", "command", 1, "slash command"),
         ("max_prompt_chars: 10\n", "max_prompt_chars", 1, "1000 to 1000000"),
         ("max_prompt_chars: true\n", "max_prompt_chars", 1, "whole number"),
-        ("include_comments: maybe\n", "include_comments", 1, "true or false"),
+        ("include_comments: maybe\n", "include_comments", 1, "all, collaborators, none"),
         ("allow_bots: renovate\n", "allow_bots", 1, "list of bot logins"),
         ("branch_name: '{issue}'\n", "branch_name", 1, "{number}, {slug}, {login}"),
         ("branch_name: 'a..b'\n", "branch_name", 1, "valid git branch"),
@@ -91,3 +91,18 @@ def test_later_layers_win_and_defaults_come_from_settings() -> None:
     repo = parse_layer("min_permission: triage\n", "repo")
     config = merge(base, org, repo)
     assert (config.platform, config.label, config.min_permission) == ("agen", "agent", "triage")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("include_comments: true\n", "all"),
+        ("include_comments: false\n", "none"),
+        ("include_comments: all\n", "all"),
+        ("include_comments: collaborators\n", "collaborators"),
+        ("include_comments: none\n", "none"),
+        ("", "collaborators"),
+    ],
+)
+def test_include_comments_takes_a_mode_and_old_files_booleans(text: str, expected: str) -> None:
+    assert merge(RepoConfig(), parse_layer(text, "t.yml")).include_comments == expected

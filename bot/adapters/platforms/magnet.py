@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bot.adapters.platforms.transport import send, session_from
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps, has_trailer
 
 NAME = "magnet"
 LABEL = "Magnet"
@@ -133,11 +133,12 @@ class MagnetPlatform:
             and item.get("id")
             and _repository(item) == request.repository.full_name
         ]
-        marker = f"dispatch-id: {request.dispatch_id}"
         for item in ours[:CANDIDATES]:
             detail = await self._get(f"{SESSIONS_PATH}/{item['id']}")
             session = detail.get("session") if isinstance(detail, dict) else None
-            if isinstance(session, dict) and marker in _first_user_message(session):
+            if isinstance(session, dict) and has_trailer(
+                _first_user_message(session), request.dispatch_id
+            ):
                 return self._session(session)
         return None
 

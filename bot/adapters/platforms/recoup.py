@@ -53,8 +53,8 @@ import httpx
 from bot import __version__
 from bot.adapters.platforms.transport import (
     TIMEOUT,
+    error_for,
     error_message,
-    retry_after,
     send,
 )
 from bot.ports import (
@@ -63,7 +63,6 @@ from bot.ports import (
     SessionRequest,
     SessionState,
     Steps,
-    is_transient_status,
 )
 
 NAME = "recoup"
@@ -314,18 +313,15 @@ class RecoupPlatform:
                 transient=True,
                 ambiguous=True,
             ) from exc
-        status = response.status_code
-        words = error_message(response)
-        said = "`" + words.replace("`", "'").strip()[:500] + "`"
         # Right after step 2 the session row may not show the sandbox yet: wait, not fail.
-        not_ready = status == 400 and "sandbox not initialized" in words.lower()
-        reason = "the session's sandbox is not active yet" if not_ready else explain.get(status)
-        raise PlatformError(
-            f"{LABEL} answered {status}: {said}" + (f" ({reason})" if reason else ""),
-            status=status,
-            transient=not_ready or is_transient_status(status),
-            retry_after=retry_after(response),
-        )
+        if (
+            response.status_code == 400
+            and "sandbox not initialized" in error_message(response).lower()
+        ):
+            error = error_for(LABEL, response, {400: "the session's sandbox is not active yet"})
+            error.transient = True
+            raise error
+        raise error_for(LABEL, response, explain)
 
 
 def session_state(session: dict[str, Any]) -> SessionState:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps, has_trailer
 
 if TYPE_CHECKING:
     from bot.settings import PlatformEnv
@@ -248,7 +248,6 @@ class TemboPlatform:
     async def find_session(self, request: SessionRequest) -> Session | None:
         if self.api == "v1":
             return await self._find_v1(request)
-        marker = f"dispatch-id: {request.dispatch_id}"
         try:
             data = await send(
                 self._http,
@@ -265,7 +264,7 @@ class TemboPlatform:
                 raise
         else:
             self.last_lookup = "search"
-            return _marked(data, marker)
+            return _marked(data, request.dispatch_id)
         self.last_lookup = "list"
         cutoff = request.first_sent_at - CLOCK_SKEW if request.first_sent_at else None
         for page in range(1, (LIST_PAGES if cutoff else LIST_PAGES_BLIND) + 1):
@@ -279,7 +278,7 @@ class TemboPlatform:
                 explain=EXPLAIN,
             )
             items = _items(data)
-            found = _marked(data, marker)
+            found = _marked(data, request.dispatch_id)
             if found is not None:
                 return found
             meta = data.get("meta") if isinstance(data, dict) else None
@@ -387,13 +386,13 @@ def _items(data: Any) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
-def _marked(data: Any, marker: str) -> Session | None:
-    """The listed session whose prompt carries `marker` (our dispatch id trailer)."""
+def _marked(data: Any, dispatch_id: str) -> Session | None:
+    """The listed session whose prompt ends with our dispatch id trailer (the whole last
+    line, so a prompt that merely quotes the id is never taken for ours)."""
     for item in _items(data):
         if not isinstance(item, dict) or not item.get("id"):
             continue
-        text = f"{item.get('prompt', '')}\n{item.get('description', '')}"
-        if marker in text:
+        if any(has_trailer(str(item.get(k) or ""), dispatch_id) for k in ("prompt", "description")):
             url = item.get("htmlUrl") or APP_SESSION_URL.format(id=item["id"])
             return _session({**item, "htmlUrl": url})
     return None

@@ -11,6 +11,7 @@ import httpx
 
 from bot import __version__
 from bot.ports import PlatformError, Session, is_transient_status
+from bot.sanitize import code
 
 T = TypeVar("T")
 MEMORY = 1000  # dispatches an adapter remembers between attempts; the oldest go first
@@ -37,6 +38,39 @@ def error_message(response: httpx.Response) -> str:
         if useful or said:
             return (useful or said)[0]
     return str(data)[:300]
+
+
+# The words shown for a refused credential: never the platform's own, which may quote the
+# key it refused (some APIs echo the Authorization header back).
+CREDENTIAL_REFUSED = {
+    401: "the API key was refused; check the platform's API key setting",
+    403: "the API key may not do this; check the platform's API key and its scopes",
+}
+SHOWN = 300  # characters of a platform's own words shown on an issue
+
+
+def error_for(
+    platform: str, response: httpx.Response, explain: dict[int, str] | None = None
+) -> PlatformError:
+    """The `PlatformError` for a non-2xx answer, worded for a public issue comment.
+
+    401 and 403 say only the status and which setting to fix. Other answers show the
+    platform's words as one line of inert inline code, cut short: they may contain
+    anything, including Markdown meant to render in our comment.
+    """
+    status = response.status_code
+    reason = (explain or {}).get(status)
+    if status in CREDENTIAL_REFUSED:
+        message = f"{platform} answered {status} ({reason or CREDENTIAL_REFUSED[status]})"
+    else:
+        said = code(error_message(response), SHOWN)
+        message = f"{platform} answered {status}: {said}" + (f" ({reason})" if reason else "")
+    return PlatformError(
+        message,
+        status=status,
+        transient=is_transient_status(status),
+        retry_after=retry_after(response),
+    )
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -97,17 +131,7 @@ async def send(
                 transient=True,
                 ambiguous=method != "GET",
             ) from None
-    said = error_message(response)
-    reason = (explain or {}).get(status)
-    # The platform's words are shown as inert code: they may contain anything.
-    quoted = "`" + said.replace("`", "'").strip()[:500] + "`"
-    message = f"{platform} answered {status}: {quoted}" + (f" ({reason})" if reason else "")
-    raise PlatformError(
-        message,
-        status=status,
-        transient=is_transient_status(status),
-        retry_after=retry_after(response),
-    )
+    raise error_for(platform, response, explain)
 
 
 def remember(memory: OrderedDict[str, T], key: str, value: T) -> None:

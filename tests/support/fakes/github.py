@@ -34,6 +34,10 @@ class FakeComment:
     login: str
     type: str = "User"
     edits: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    # GitHub's author_association; the fake's callers say which one the author has.
+    association: str = "NONE"
 
 
 @dataclass
@@ -64,9 +68,19 @@ class FakeGitHub:
     # -- test helpers ----------------------------------------------------
 
     def add_comment(
-        self, repo: str, issue: int, body: str, login: str = "octocat", type: str = "User"
+        self,
+        repo: str,
+        issue: int,
+        body: str,
+        login: str = "octocat",
+        type: str = "User",
+        association: str = "NONE",
+        at: float | None = None,
     ) -> FakeComment:
-        comment = FakeComment(next(self._ids), repo, issue, body, login, type)
+        now = self.clock() if at is None else at
+        comment = FakeComment(
+            next(self._ids), repo, issue, body, login, type, 0, now, now, association
+        )
         self.comments[comment.id] = comment
         return comment
 
@@ -192,7 +206,7 @@ class FakeGitHub:
             if method == "POST":
                 assert isinstance(body, dict) and isinstance(body.get("body"), str)
                 assert set(body) == {"body"}
-                comment = self.add_comment(repo, issue, body["body"], APP_LOGIN, "Bot")
+                comment = self.add_comment(repo, issue, body["body"], APP_LOGIN, "Bot", "NONE")
                 return httpx.Response(201, json=self._comment_json(comment))
             if method == "GET":
                 return self._list_comments(request, repo, issue)
@@ -204,6 +218,7 @@ class FakeGitHub:
                 assert isinstance(body, dict) and set(body) == {"body"}
                 comment.body = body["body"]
                 comment.edits += 1
+                comment.updated_at = self.clock()
                 return httpx.Response(200, json=self._comment_json(comment))
         if method == "POST" and (
             m := re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/(\d+)/reactions", path)
@@ -232,6 +247,9 @@ class FakeGitHub:
             "html_url": f"https://github.test/{comment.repo}/issues/{comment.issue}"
             f"#issuecomment-{comment.id}",
             "user": {"login": comment.login, "type": comment.type},
+            "created_at": _stamp(comment.created_at),
+            "updated_at": _stamp(comment.updated_at),
+            "author_association": comment.association,
         }
 
     def _list_comments(self, request: httpx.Request, repo: str, issue: int) -> httpx.Response:
@@ -260,3 +278,8 @@ class FakeGitHub:
             return httpx.Response(304, headers={"etag": etag})
         assert request.headers.get("accept") == "application/vnd.github.raw+json"
         return httpx.Response(200, text=text, headers={"etag": etag})
+
+
+def _stamp(epoch: float) -> str:
+    """A time as GitHub's REST API writes it: ISO 8601, UTC, whole seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -331,7 +331,7 @@ class Processes:
 
 # -- deliveries in, figures out -------------------------------------------------------
 
-DISPATCH_LINE = re.compile(r"^dispatch-id: (\S+)\s*$", re.MULTILINE)
+DISPATCH_LINE = re.compile(r"^tembo-dispatch-id: (\S+)\s*$", re.MULTILINE)
 ISSUE_LINE = re.compile(r"repository https://github\.com/(\S+) to resolve issue #(\d+):")
 COMMENT_MARKER = re.compile(r"<!-- dispatch-id: (\S+) -->")
 JOB_GAUGE = re.compile(r'^tembo_dispatch_jobs\{state="(\w+)"\} ([0-9.eE+-]+)$', re.MULTILINE)
