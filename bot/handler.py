@@ -21,6 +21,7 @@ from bot.actions.follow_up import follow_up
 from bot.actions.reply import config_problem, reply
 from bot.actions.status_comment import StatusComment
 from bot.actions.stop import can, stop
+from bot.actions.usage import gave_up as fleet_gave_up
 from bot.events import CommentEvent, InstallationEvent, IssueEvent, Repository
 from bot.journal import Pin, Progress
 from bot.logs import log
@@ -155,6 +156,7 @@ class Handler:
         platform = journal.pin.platform if journal.pin is not None else ""
         text = f"gave up after {job.attempts} attempts: {reason}"
         await status.post(messages.failed(platform, text, ident=dispatch_id(job)))
+        await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))
 
 

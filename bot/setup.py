@@ -39,6 +39,7 @@ from starlette.routing import Route
 from bot import __version__
 from bot.adapters.github import API_VERSION, GitHubClient
 from bot.logs import log
+from bot.operator import report
 from bot.ports import Store
 from bot.settings import Settings, read_env_file
 
@@ -511,6 +512,7 @@ on the organisation or repositories it should serve.</li>
         try:
             stats = await runtime.store.stats()
             counts = await runtime.store.job_counts("delivery")
+            usage = await runtime.store.usage(time.time() - 86400)  # the usage table: last day
         except Exception as exc:
             log(logger, "status.store_failed", logging.WARNING, error=type(exc).__name__)
             return _page(
@@ -561,6 +563,8 @@ on the organisation or repositories it should serve.</li>
 <table>{jobs}</table>
 <h2>Last deliveries</h2>
 {deliveries}
+<h2>Usage, last day</h2>
+{report.status_html(usage)}
 <p><small><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
 <a href="/metrics">/metrics</a> · tembo-dispatch {_e(__version__)}</small></p>
 """

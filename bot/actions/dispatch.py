@@ -22,6 +22,7 @@ from bot import messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.status_comment import StatusComment
+from bot.actions.usage import note
 from bot.events import job_lock
 from bot.journal import Progress
 from bot.logs import log
@@ -85,6 +86,17 @@ async def dispatch(
         # Recorded once its comment exists, so whoever edits the session next (the poller,
         # a follow-up, a stop) finds the comment; recording twice is a no-op.
         await _record(ctx, decision, request, session, ident, comment_id)
+        outcome = "dry run" if session.preview is not None else "created"
+        await note(
+            ctx,
+            found,
+            "dispatch",
+            outcome,
+            key=f"{ident}:dispatch",
+            platform=decision.platform,
+            dispatch_id=ident,
+            session_id=session.id,
+        )
         await progress.write(dataclasses.replace(progress.journal, reported=True))
         if ctx.metrics is not None and progress.job.created_at:
             ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
@@ -239,6 +251,16 @@ async def _refused(
 ) -> Outcome:
     """The platform cannot be used or said no for good: say so where the link would be."""
     await status.post(messages.failed(decision.platform, reason, ident=status.ident))
+    await note(
+        ctx,
+        decision.trigger,
+        "refusal",
+        "refused" if error else "unconfigured",
+        key=f"{status.ident}:refusal",
+        platform=decision.platform,
+        dispatch_id=status.ident,
+        detail=f"{error.status}: {reason}" if error and error.status else reason,
+    )
     await progress.write(dataclasses.replace(progress.journal, reported=True))
     await react_failure(ctx, decision.trigger)
     log(

@@ -1,0 +1,1 @@
+"""What operators run and read: setup, pages, checks, replay and the usage report."""
