@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-KEYS = ("agent", "branch", "target", "platform", "new")
+KEYS = ("agent", "branch", "target", "platform", "new", "force")
 SUBCOMMANDS = ("help", "status", "stop")
 
 USAGE = """\
@@ -25,6 +25,7 @@ USAGE = """\
 | `target=…` | the branch the pull request goes to |
 | `platform=…` | `tembo`, `recoup`, `agen`, `magnet` or `dry-run` |
 | `new` | start a new session even if one is running for this issue |
+| `force=true` | admins: start even when a budget (`limits:`) is used up; recorded |
 
 `{command} help` shows this, `{command} status` lists this issue's sessions, `{command} stop`
 stops the running one. While a session runs, `{command} <text>` sends it the text where its
@@ -46,6 +47,7 @@ class Command:
     text: str = ""
     args: dict[str, str] = field(default_factory=dict)
     new: bool = False
+    force: bool = False  # past a used-up budget; honoured for admins only (policy)
 
     @property
     def agent(self) -> str | None:
@@ -102,20 +104,24 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
         new, tail = True, after
 
     args: dict[str, str] = {}
+    force = False
     position = 0
     while match := _TOKEN.match(tail, position):
         key = match["key"].lower()
         if key not in KEYS:
             raise CommandError(f"unknown key `{key}`; known keys: {', '.join(KEYS)}")
         value = next(v for v in (match["dq"], match["sq"], match["bare"]) if v is not None)
-        if key == "new":
+        if key in ("new", "force"):
             if value.lower() not in _BOOL:
-                raise CommandError(f"`new={value}` must be true or false")
-            new = new or _BOOL[value.lower()]
+                raise CommandError(f"`{key}={value}` must be true or false")
+            if key == "new":
+                new = new or _BOOL[value.lower()]
+            else:
+                force = _BOOL[value.lower()]
         else:
             if not value:
                 raise CommandError(f"`{key}=` needs a value")
             args[key] = value
         position = match.end()
     text = "\n".join(part for part in (tail[position:].strip(), rest.strip()) if part)
-    return Command(name="run", text=text, args=args, new=new)
+    return Command(name="run", text=text, args=args, new=new, force=force)

@@ -32,6 +32,7 @@ class Pin:
     kind: PinKind
     platform: str = ""  # dispatch
     agent: str | None = None  # dispatch
+    force: bool = False  # dispatch: an admin's override of a used-up budget
     sessions: tuple[str, ...] = ()  # follow_up (one) and stop: dispatch ids
 
 

@@ -4,10 +4,12 @@ own comments, leave them out of prompts, and never answer itself."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.commands import USAGE
+from bot.fleet import Over
+from bot.ledger import Usage
 from bot.ports import Session, SessionRecord
 from bot.repo_config import ConfigError, RepoConfig
 
@@ -166,9 +168,16 @@ def help_text(config: RepoConfig) -> str:
     )
 
 
-def status(records: Sequence[SessionRecord], now: float | None = None) -> str:
+def status(
+    records: Sequence[SessionRecord],
+    now: float | None = None,
+    *,
+    usage: Sequence[Usage] = (),
+    budget_left: Mapping[str, int | None] | None = None,
+) -> str:
+    extra = _usage_lines(usage) + _budget_lines(budget_left)
     if not records:
-        return _with_marker("No session has been started for this issue yet.")
+        return _with_marker("No session has been started for this issue yet." + extra)
     now = time.time() if now is None else now
     lines = ["| session | platform | started |", "|---|---|---|"]
     for record in records:
@@ -177,7 +186,48 @@ def status(records: Sequence[SessionRecord], now: float | None = None) -> str:
         lines.append(
             f"| {link} | {PLATFORM_NAMES.get(record.platform, record.platform)} | {started} |"
         )
-    return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines))
+    return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines) + extra)
+
+
+def _usage_lines(usage: Sequence[Usage]) -> str:
+    if not usage:
+        return ""
+    lines = ["| when | what | platform | by | outcome |", "|---|---|---|---|---|"]
+    for row in usage:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(row.at))
+        name = PLATFORM_NAMES.get(row.platform, row.platform)
+        lines.append(
+            f"| {when} | {row.kind.replace('_', ' ')} | {name} | @{row.sender} | {row.outcome} |"
+        )
+    return "\n\nWhat the app did on this issue:\n\n" + "\n".join(lines)
+
+
+def _budget_lines(left: Mapping[str, int | None] | None) -> str:
+    if left is None:
+        return ""
+    shown = [f"`{name}`: {n} left" for name, n in left.items() if n is not None]
+    return "\n\nBudget left (`limits:`): " + ", ".join(shown) + "."
+
+
+def limited(over: Over, *, command: str, ident: str) -> str:
+    """A dispatch refused by a budget: the limit, the count, and when it frees up."""
+    scope = {
+        "per_user_per_day": "sessions a day for each person in this organisation",
+        "per_repo_per_day": "sessions a day in this repository",
+        "per_org_per_day": "sessions a day in this organisation",
+        "concurrent_per_repo": "sessions running at once in this repository",
+    }[over.name]
+    if over.resets_at is None:
+        when = "It frees up when one of the running sessions ends."
+    else:
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(over.resets_at))
+        when = f"It resets at {stamp}."
+    return _with_marker(
+        f"🚦 Not started: the limit of {over.limit} {scope} (`limits.{over.name}`) is used "
+        f"up ({over.count} of {over.limit}). {when} Someone with admin access can start "
+        f"one anyway with `{command} new force=true`.",
+        ident,
+    )
 
 
 def config_error(error: ConfigError) -> str:

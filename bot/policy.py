@@ -16,6 +16,7 @@ from typing import Any
 from bot import messages
 from bot.commands import Command, CommandError, mentions, parse
 from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
+from bot.ledger import Usage
 from bot.ports import SessionRecord
 from bot.repo_config import PERMISSIONS, RepoConfig
 
@@ -52,6 +53,7 @@ class Dispatch:
     trigger: Trigger
     platform: str
     agent: str | None
+    force: bool = False  # an admin's force=true: start even past a used-up budget
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class Facts:
     now: float = 0.0
     # Platforms (by name) whose running sessions take follow-up messages.
     messageable: frozenset[str] = frozenset()
+    # For `/tembo status` only: the issue's ledger rows and the repository's budget left.
+    usage: tuple[Usage, ...] = ()
+    budget_left: dict[str, int | None] | None = None
 
     def live(self) -> list[SessionRecord]:
         """Sessions that may still be working: started in the last day, not seen to end."""
@@ -164,7 +169,12 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
     if command is not None and command.name == "help":
         return Reply(messages.help_text(config), reaction="eyes")
     if command is not None and command.name == "status":
-        return Reply(messages.status(facts.sessions, facts.now or None), reaction="eyes")
+        return Reply(
+            messages.status(
+                facts.sessions, facts.now or None, usage=facts.usage, budget_left=facts.budget_left
+            ),
+            reaction="eyes",
+        )
     if command is not None and command.name == "stop":
         if not live:
             return Reply(messages.nothing_to_stop(), reaction="confused")
@@ -179,7 +189,8 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
             return FollowUp(found, running)
         return Reply(messages.existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
-    return Dispatch(trigger=found, platform=platform, agent=agent)
+    force = command is not None and command.force and rank(facts.permission) >= rank("admin")
+    return Dispatch(trigger=found, platform=platform, agent=agent, force=force)
 
 
 def worth_queueing(event: str, payload: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot import messages, policy, prompt
+from bot import fleet, messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.status_comment import StatusComment
@@ -60,8 +60,15 @@ async def dispatch(
     except MissingCredentials as exc:
         return await _refused(ctx, progress, status, decision, str(exc), fields)
 
-    request = await build_request(ctx, decision, config, ident)
     session = progress.journal.session
+    if session is None and progress.journal.reported:
+        # An earlier attempt was refused (a budget, the platform) and said so on the issue.
+        return Outcome("done", "refused earlier; said so on the issue")
+    if session is None:
+        answer = await _reserve(ctx, decision, config, ident)
+        if not answer.granted:
+            return await _limited(ctx, progress, status, decision, config, answer, fields)
+    request = await build_request(ctx, decision, config, ident)
     if session is None:
         eyes = asyncio.create_task(_eyes(ctx, progress, found))
         try:
@@ -96,6 +103,7 @@ async def dispatch(
             platform=decision.platform,
             dispatch_id=ident,
             session_id=session.id,
+            detail="started with force=true past a used-up budget" if decision.force else "",
         )
         await progress.write(dataclasses.replace(progress.journal, reported=True))
         if ctx.metrics is not None and progress.job.created_at:
@@ -251,6 +259,9 @@ async def _refused(
 ) -> Outcome:
     """The platform cannot be used or said no for good: say so where the link would be."""
     await status.post(messages.failed(decision.platform, reason, ident=status.ident))
+    if not progress.journal.creates_unknown:
+        # No create reached the platform without an answer: nothing started, nothing spent.
+        await ctx.store.end_reservation(status.ident, "released")
     await note(
         ctx,
         decision.trigger,
@@ -273,6 +284,52 @@ async def _refused(
         **fields,
     )
     return Outcome("failed", reason)
+
+
+async def _reserve(
+    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str
+) -> fleet.Answer:
+    """Count and reserve this dispatch's budget in the store, before the create; the same
+    dispatch id reserving again (a retried job) is counted once."""
+    found = decision.trigger
+    repo = found.repository.full_name
+    reservation = fleet.Reservation(
+        dispatch_id=ident,
+        org=fleet.org_of(repo),
+        repo=repo,
+        sender=found.sender.login,
+        force=decision.force,
+    )
+    return await ctx.store.reserve(reservation, config.limits, ctx.clock())
+
+
+async def _limited(
+    ctx: Context,
+    progress: Progress,
+    status: StatusComment,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    answer: fleet.Answer,
+    fields: dict[str, Any],
+) -> Outcome:
+    """A budget is used up: one comment with the limit, the count and when it frees up."""
+    over = answer.over
+    assert over is not None
+    await status.post(messages.limited(over, command=config.command, ident=status.ident))
+    detail = f"{over.name}: {over.count} of {over.limit}"
+    await note(
+        ctx,
+        decision.trigger,
+        "limited",
+        "refused",
+        key=f"{status.ident}:limited",
+        platform=decision.platform,
+        dispatch_id=status.ident,
+        detail=detail,
+    )
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+    log(logger, "dispatch.limited", logging.WARNING, limit=over.name, count=over.count, **fields)
+    return Outcome("done", f"over budget: {detail}")
 
 
 async def build_request(

@@ -3,12 +3,16 @@ writes it once (see bot.ledger)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from bot import fleet
 from bot.actions import Context, dispatch_id
 from bot.events import CommentEvent, IssueEvent
 from bot.journal import load
 from bot.ledger import Kind, Usage
 from bot.policy import Trigger
 from bot.ports import Job, RemoteError
+from bot.repo_config import RepoConfig
 
 
 async def note(
@@ -73,3 +77,15 @@ async def gave_up(
     ambiguous = isinstance(error, RemoteError) and error.ambiguous
     if not load(job.progress).creates_unknown and not ambiguous:
         await ctx.store.end_reservation(ident, "released")
+
+
+async def status_facts(ctx: Context, found: Trigger, config: RepoConfig) -> dict[str, Any]:
+    """What `/tembo status` shows beyond the sessions: the issue's ledger rows and the
+    budget left for the sender in this repository. Read only for that command."""
+    if found.command is None or found.command.name != "status":
+        return {}
+    repo, now = found.repository.full_name, ctx.clock()
+    rows = await ctx.store.usage(0.0, repo=repo, issue=found.issue.number)
+    counts = await ctx.store.budget_counts(fleet.org_of(repo), repo, found.sender.login, now)
+    left = fleet.remaining(config.limits, counts) if config.limits.any else None
+    return {"usage": tuple(rows), "budget_left": left}
