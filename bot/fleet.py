@@ -90,6 +90,29 @@ class Answer:
     again: bool = False  # this dispatch id had reserved before (a retried job)
 
 
+# A platform that answers these will not start the session however often it is asked
+# (the key, the App's access, the endpoint): the next platform in `fallback:` is tried.
+# Never 400 (the request itself is wrong: another platform gets the same request).
+FALLBACK_STATUSES = frozenset({401, 403, 404})
+
+
+def fallback_to(
+    current: str,
+    fallback: tuple[str, ...],
+    tried: tuple[str, ...],
+    status: int | None,
+    creates_unknown: int,
+) -> str | None:
+    """The platform to try after `current` refused with `status`, or None.
+
+    Never after a create whose outcome is unknown: a session may exist on `current`, and
+    starting a second one elsewhere would run the work twice."""
+    if creates_unknown > 0 or status not in FALLBACK_STATUSES:
+        return None
+    spent = {current, *tried}
+    return next((name for name in fallback if name not in spent), None)
+
+
 def day_start(now: float) -> float:
     return now - now % DAY
 

@@ -38,6 +38,7 @@ class RepoConfig:
     max_prompt_chars: int = 60000
     one_session_per_issue: bool = True
     pull_requests: bool = False  # `/tembo` in pull-request conversations
+    fallback: tuple[str, ...] = ()  # tried in order when the platform refuses for good
     # Merged key by key: repo over org over operator defaults.
     limits: Limits = field(default_factory=Limits)
 
@@ -48,6 +49,7 @@ class RepoConfig:
     def as_yaml(self) -> str:
         data = dataclasses.asdict(self)
         data["allow_bots"] = list(self.allow_bots)
+        data["fallback"] = list(self.fallback)
         return yaml.safe_dump(data, sort_keys=False).strip()
 
 
@@ -113,6 +115,10 @@ def _check(key: str, value: Any) -> str | None:
         return None if isinstance(value, bool) else "must be true or false"
     if key == "limits":
         return _check_limits(value)
+    if key == "fallback":
+        if isinstance(value, list) and all(v in PLATFORMS for v in value):
+            return None
+        return "must be a list of platforms from " + ", ".join(PLATFORMS)
     if key == "max_prompt_chars":
         if isinstance(value, int) and not isinstance(value, bool) and 1000 <= value <= 1_000_000:
             return None
@@ -167,7 +173,7 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
         if error:
             problems.append(Problem(key, line, f"{error} (got {value!r})"))
             continue
-        layer[key] = tuple(value) if key == "allow_bots" else value
+        layer[key] = tuple(value) if key in ("allow_bots", "fallback") else value
     if problems:
         raise ConfigError(source, problems, layer)
     return layer

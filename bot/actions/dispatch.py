@@ -79,7 +79,20 @@ async def dispatch(
             await _settle(eyes, cancel=True)
             if exc.transient:
                 raise
-            return await _refused(ctx, progress, status, decision, exc.message, fields, exc)
+            journal = progress.journal
+            after = fleet.fallback_to(
+                decision.platform,
+                config.fallback,
+                journal.tried,
+                exc.status,
+                journal.creates_unknown,
+            )
+            if after is None:
+                return await _refused(ctx, progress, status, decision, exc.message, fields, exc)
+            await _fall_back(ctx, progress, decision, exc, after, ident)
+            return await dispatch(
+                ctx, progress, dataclasses.replace(decision, platform=after), config, fields
+            )
         except BaseException:
             await _settle(eyes, cancel=True)
             raise
@@ -89,10 +102,11 @@ async def dispatch(
         await _eyes(ctx, progress, found)
 
     if not progress.journal.reported:
-        comment_id = await status.post(_link_comment(session, decision, request, ident))
+        notes = progress.journal.fell_back
+        comment_id = await status.post(_link_comment(session, decision, request, ident, notes))
         # Recorded once its comment exists, so whoever edits the session next (the poller,
         # a follow-up, a stop) finds the comment; recording twice is a no-op.
-        await _record(ctx, decision, request, session, ident, comment_id)
+        await _record(ctx, decision, request, session, ident, comment_id, notes)
         outcome = "dry run" if session.preview is not None else "created"
         await note(
             ctx,
@@ -205,6 +219,7 @@ async def _record(
     session: Session,
     ident: str,
     comment_id: int,
+    notes: tuple[str, ...] = (),
 ) -> None:
     found = decision.trigger
     view = messages.session_view(
@@ -214,6 +229,7 @@ async def _record(
         branch=request.branch_name,
         target=request.target_branch,
     )
+    view["notes"] = list(notes)
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=ident,
@@ -232,20 +248,25 @@ async def _record(
 
 
 def _link_comment(
-    session: Session, decision: policy.Dispatch, request: SessionRequest, ident: str
+    session: Session,
+    decision: policy.Dispatch,
+    request: SessionRequest,
+    ident: str,
+    notes: tuple[str, ...] = (),
 ) -> str:
     if session.preview is not None:
         return messages.dry_run(
             session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
         )
-    return messages.created(
+    view = messages.session_view(
         session,
         platform=decision.platform,
         agent=request.agent,
         branch=request.branch_name,
         target=request.target_branch,
-        ident=ident,
     )
+    view["notes"] = list(notes)  # e.g. "Tembo answered 401; started on Agen instead"
+    return messages.status_comment(view, ident)
 
 
 async def _refused(
@@ -284,6 +305,47 @@ async def _refused(
         **fields,
     )
     return Outcome("failed", reason)
+
+
+async def _fall_back(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    error: PlatformError,
+    after: str,
+    ident: str,
+) -> None:
+    """Move the pinned dispatch to the next platform: the job's retries create there, with
+    a fresh create record (nothing reached the refusing platform)."""
+    journal = progress.journal
+    name = messages.PLATFORM_NAMES.get(decision.platform, decision.platform)
+    text = (
+        f"{name} answered {error.status}; started on "
+        f"{messages.PLATFORM_NAMES.get(after, after)} instead"
+    )
+    pin = journal.pin
+    await progress.write(
+        dataclasses.replace(
+            journal,
+            pin=dataclasses.replace(pin, platform=after) if pin is not None else None,
+            tried=(*journal.tried, decision.platform),
+            fell_back=(*journal.fell_back, text),
+            creates_unknown=0,
+            first_sent_at=None,
+            platform_steps={},
+        )
+    )
+    await note(
+        ctx,
+        decision.trigger,
+        "fallback",
+        f"fell back to {after}",
+        key=f"{ident}:fallback:{decision.platform}",
+        platform=decision.platform,
+        dispatch_id=ident,
+        detail=f"{error.status}: {error.message}",
+    )
+    log(logger, "dispatch.fallback", logging.WARNING, platform=decision.platform, to=after)
 
 
 async def _reserve(

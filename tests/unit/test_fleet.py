@@ -87,3 +87,26 @@ def test_remaining_is_never_negative_and_none_where_unlimited() -> None:
         "per_org_per_day": None,
         "concurrent_per_repo": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("status", "unknown", "tried", "after"),
+    [
+        (401, 0, (), "agen"),
+        (403, 0, (), "agen"),
+        (404, 0, ("agen",), "magnet"),
+        (400, 0, (), None),  # the request's own fault: another platform gets the same
+        (401, 1, (), None),  # a create whose outcome is unknown: a session may exist
+        (401, 0, ("agen", "magnet"), None),  # nothing left to try
+    ],
+)
+def test_fallback_only_on_refusals_retrying_cannot_fix(
+    status: int, unknown: int, tried: tuple[str, ...], after: str | None
+) -> None:
+    assert fleet.fallback_to("tembo", ("agen", "magnet"), tried, status, unknown) == after
+
+
+def test_fallback_lists_only_known_platforms() -> None:
+    assert parse_layer("fallback: [agen, magnet]\n", "repo") == {"fallback": ("agen", "magnet")}
+    with pytest.raises(ConfigError):
+        parse_layer("fallback: [nowhere]\n", "repo")
