@@ -1,4 +1,4 @@
-"""Command line: `python -m bot serve | worker | migrate | check`."""
+"""Command line: `python -m bot serve | worker | migrate | check | replay | report`."""
 
 from __future__ import annotations
 
@@ -129,6 +129,33 @@ def replay(settings: Settings, since: str, dry_run: bool) -> int:
     return asyncio.run(main())
 
 
+def report(settings: Settings, since: str, fmt: str) -> int:
+    """Print the usage ledger (bot.operator.report) from `since` ago until now."""
+    import time
+
+    from bot.adapters.store import open_store
+    from bot.operator.replay import parse_duration
+    from bot.operator.report import render
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        print(f"tembo-dispatch: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> str:
+        store = open_store(settings.database_url)
+        try:
+            await store.migrate()
+            rows = await store.usage(time.time() - window)
+        finally:
+            await store.close()
+        return render(rows, "csv" if fmt == "csv" else "json" if fmt == "json" else "table")
+
+    sys.stdout.write(asyncio.run(main()))
+    return 0
+
+
 def check(settings: Settings) -> int:
     from bot.operator.check import run_checks
 
@@ -147,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay_parser = sub.add_parser("replay", help="ask GitHub to redeliver failed deliveries")
     replay_parser.add_argument("--since", default="6h", help="how far back: 30m, 6h, 2d")
     replay_parser.add_argument("--dry-run", action="store_true", help="only list them")
+    report_parser = sub.add_parser("report", help="print the usage ledger")
+    report_parser.add_argument("--since", default="7d", help="how far back: 6h, 7d, 30d")
+    report_parser.add_argument("--format", default="table", choices=("csv", "json", "table"))
     args = parser.parse_args(argv)
 
     settings = _settings()
@@ -162,4 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(settings)
         if args.command == "replay":
             return replay(settings, args.since, args.dry_run)
+        if args.command == "report":
+            return report(settings, args.since, args.format)
     return 0

@@ -15,7 +15,7 @@ from typing import Literal
 
 from bot import platforms
 
-KEYS = ("agent", "branch", "target", "platform", "new")
+KEYS = ("agent", "branch", "target", "platform", "new", "force")
 
 
 def _platform_usage() -> tuple[str, str]:
@@ -41,6 +41,7 @@ USAGE = f"""\
 | `target=…` | the branch the pull request goes to |
 | `platform=…` | {_CHOICES} |
 | `new` | start a new session even if one is running for this issue |
+| `force=true` | admins: start even when a budget (`limits:`) is used up; recorded |
 
 `{{command}} help` shows this, `{{command}} status` lists this issue's sessions,
 `{{command}} stop` stops the running one. While a session runs, `{{command}} <text>` sends it
@@ -54,7 +55,7 @@ _TOKEN = re.compile(
 _BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
-ProblemKind = Literal["unknown_key", "bad_new", "empty_value", "bad_ref", "bad_agent"]
+ProblemKind = Literal["unknown_key", "bad_bool", "empty_value", "bad_ref", "bad_agent"]
 CommandName = Literal["run", "help", "status", "stop"]
 
 # git check-ref-format's rules, plus an allowlist of characters: a branch name is shown
@@ -94,6 +95,7 @@ class Command:
     text: str = ""
     args: dict[str, str] = field(default_factory=dict)
     new: bool = False
+    force: bool = False  # past a used-up budget; honoured for admins only (policy)
 
     @property
     def agent(self) -> str | None:
@@ -151,16 +153,20 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
         new, tail = True, after
 
     args: dict[str, str] = {}
+    force = False
     position = 0
     while match := _TOKEN.match(tail, position):
         key = match["key"].lower()
         value = next(v for v in (match["dq"], match["sq"], match["bare"]) if v is not None)
         if key not in KEYS:
             raise CommandError(Problem("unknown_key", key))
-        if key == "new":
+        if key in ("new", "force"):
             if value.lower() not in _BOOL:
-                raise CommandError(Problem("bad_new", key, value))
-            new = new or _BOOL[value.lower()]
+                raise CommandError(Problem("bad_bool", key, value))
+            if key == "new":
+                new = new or _BOOL[value.lower()]
+            else:
+                force = _BOOL[value.lower()]
         else:
             if not value:
                 raise CommandError(Problem("empty_value", key))
@@ -171,4 +177,4 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
             args[key] = value
         position = match.end()
     text = "\n".join(part for part in (tail[position:].strip(), rest.strip()) if part)
-    return Command(name="run", text=text, args=args, new=new)
+    return Command(name="run", text=text, args=args, new=new, force=force)

@@ -21,6 +21,8 @@ from bot.actions.follow_up import follow_up
 from bot.actions.reply import config_problem, reply
 from bot.actions.status_comment import StatusComment
 from bot.actions.stop import can, stop
+from bot.actions.usage import gave_up as fleet_gave_up
+from bot.actions.usage import status_facts
 from bot.events import CommentEvent, InstallationEvent, IssueEvent, Repository
 from bot.journal import Pin, Progress
 from bot.logs import log
@@ -106,6 +108,7 @@ class Handler:
             messageable=frozenset(
                 s.platform for s in sessions if can(self.ctx, s.platform, "can_message")
             ),
+            **await status_facts(self.ctx, found, config),  # /tembo status: ledger, budget
         )
         decision = policy.decide(found, config, facts)
         pin = _pin(decision)
@@ -115,7 +118,7 @@ class Handler:
 
     async def _unpin(self, found: policy.Trigger, pin: Pin) -> policy.Decision:
         if pin.kind == "dispatch":
-            return policy.Dispatch(found, pin.platform, pin.agent)
+            return policy.Dispatch(found, pin.platform, pin.agent, force=pin.force)
         records = {
             r.dispatch_id: r
             for r in await self.ctx.store.sessions_for_issue(
@@ -152,12 +155,15 @@ class Handler:
         platform = journal.pin.platform if journal.pin is not None else ""
         text = f"gave up after {job.attempts} attempts: {reason}"
         await status.post(messages.failed(platform, text, ident=dispatch_id(job)))
+        await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))
 
 
 def _pin(decision: policy.Decision) -> Pin | None:
     if isinstance(decision, policy.Dispatch):
-        return Pin("dispatch", platform=decision.platform, agent=decision.agent)
+        return Pin(
+            "dispatch", platform=decision.platform, agent=decision.agent, force=decision.force
+        )
     if isinstance(decision, policy.FollowUp):
         return Pin("follow_up", sessions=(decision.session.dispatch_id,))
     if isinstance(decision, policy.Stop):

@@ -32,6 +32,7 @@ class Pin:
     kind: PinKind
     platform: str = ""  # dispatch
     agent: str | None = None  # dispatch
+    force: bool = False  # dispatch: an admin's override of a used-up budget
     sessions: tuple[str, ...] = ()  # follow_up (one) and stop: dispatch ids
 
 
@@ -64,6 +65,9 @@ class Journal:
     told_unstoppable: bool = False
     # Following: polls so far (the interval doubles with each)
     polls: int = 0
+    # Fallback: platforms that refused this dispatch for good, and what the comment says.
+    tried: tuple[str, ...] = ()
+    fell_back: tuple[str, ...] = ()
 
 
 def load(data: Mapping[str, Any]) -> Journal:
@@ -87,8 +91,9 @@ def load(data: Mapping[str, Any]) -> Journal:
         values["pin"] = Pin(**{**pin, "sessions": tuple(pin.get("sessions") or ())})
     if isinstance(values.get("session"), dict):
         values["session"] = Session(**values["session"])
-    if "stopped" in values:
-        values["stopped"] = tuple(values["stopped"] or ())
+    for name in ("stopped", "tried", "fell_back"):
+        if name in values:
+            values[name] = tuple(values[name] or ())
     if "platform_steps" in values:
         values["platform_steps"] = dict(values["platform_steps"] or {})
     values["version"] = VERSION

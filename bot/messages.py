@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from bot import platforms
 from bot.commands import KEYS, USAGE, Problem
 from bot.events import Comment
+from bot.fleet import Over
+from bot.ledger import LedgerRow
 from bot.platforms import display_name
 from bot.ports import Session, SessionRecord
 from bot.replies import (
@@ -185,7 +187,7 @@ def render(reply: Reply) -> str:
     if isinstance(said, Help):
         return help_text(said.config)
     if isinstance(said, Status):
-        return status(said.sessions, said.now)
+        return status(said.sessions, said.now, usage=said.usage, budget_left=said.budget_left)
     if isinstance(said, Existing):
         return existing(said.session, said.command)
     if isinstance(said, NothingToStop):
@@ -200,8 +202,8 @@ def problem_text(problem: Problem) -> str:
     key = code(problem.key, 40)
     if problem.kind == "unknown_key":
         return f"unknown key {key}; known keys: {', '.join(f'`{k}`' for k in KEYS)}"
-    if problem.kind == "bad_new":
-        return f"{code('new=' + problem.value, 60)} must be true or false"
+    if problem.kind == "bad_bool":
+        return f"{code(problem.key + '=' + problem.value, 60)} must be true or false"
     if problem.kind == "empty_value":
         return f"{code(problem.key + '=', 40)} needs a value"
     if problem.kind == "bad_ref":
@@ -247,16 +249,64 @@ def help_text(config: RepoConfig) -> str:
     )
 
 
-def status(records: Sequence[SessionRecord], now: float | None = None) -> str:
+def status(
+    records: Sequence[SessionRecord],
+    now: float | None = None,
+    *,
+    usage: Sequence[LedgerRow] = (),
+    budget_left: Mapping[str, int | None] | None = None,
+) -> str:
+    extra = _usage_lines(usage) + _budget_lines(budget_left)
     if not records:
-        return _with_marker("No session has been started for this issue yet.")
+        return _with_marker("No session has been started for this issue yet." + extra)
     now = time.time() if now is None else now
     lines = ["| session | platform | started |", "|---|---|---|"]
     for record in records:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.created_at))
         link = f"[{record.session_id}]({record.url})" if record.url else record.session_id
         lines.append(f"| {link} | {display_name(record.platform)} | {started} |")
-    return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines))
+    return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines) + extra)
+
+
+def _usage_lines(usage: Sequence[LedgerRow]) -> str:
+    if not usage:
+        return ""
+    lines = ["| when | what | platform | by | outcome |", "|---|---|---|---|---|"]
+    for row in usage:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(row.at))
+        name = display_name(row.platform)
+        lines.append(
+            f"| {when} | {row.kind.replace('_', ' ')} | {name} | @{row.sender} | {row.outcome} |"
+        )
+    return "\n\nWhat the app did on this issue:\n\n" + "\n".join(lines)
+
+
+def _budget_lines(left: Mapping[str, int | None] | None) -> str:
+    if left is None:
+        return ""
+    shown = [f"`{name}`: {n} left" for name, n in left.items() if n is not None]
+    return "\n\nBudget left (`limits:`): " + ", ".join(shown) + "."
+
+
+def limited(over: Over, *, command: str, ident: str) -> str:
+    """A dispatch refused by a budget: the limit, the count, and when it frees up."""
+    scope = {
+        "per_user_per_day": "sessions a day for each person in this organisation",
+        "per_repo_per_day": "sessions a day in this repository",
+        "per_org_per_day": "sessions a day in this organisation",
+        "concurrent_per_repo": "sessions running at once in this repository",
+    }[over.name]
+    if over.resets_at is None:
+        when = "It frees up when one of the running sessions ends."
+    else:
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(over.resets_at))
+        when = f"It resets at {stamp}."
+    return _with_marker(
+        f"🚦 Not started: the limit of {over.limit} {scope} (`limits.{over.name}`) is used "
+        f"up ({over.count} of {over.limit}). {when} Someone with admin access can start "
+        f"one anyway with `{command} new force=true`.",
+        ident,
+    )
 
 
 def config_problems(source: str, problems: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from bot import messages, platforms
 from bot.commands import Command, CommandError, Problem, mentions, parse
 from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
+from bot.ledger import LedgerRow
 from bot.ports import SessionRecord
 from bot.replies import (
     ConfigProblems,
@@ -68,6 +69,7 @@ class Dispatch:
     trigger: Trigger
     platform: str
     agent: str | None
+    force: bool = False  # an admin's force=true: start even past a used-up budget
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class Facts:
     now: float = 0.0
     # Platforms (by name) whose running sessions take follow-up messages.
     messageable: frozenset[str] = frozenset()
+    # For `/tembo status` only: the issue's ledger rows and the repository's budget left.
+    usage: tuple[LedgerRow, ...] = ()
+    budget_left: dict[str, int | None] | None = None
 
     def live(self) -> list[SessionRecord]:
         """Sessions that may still be working: started in the last day, not seen to end."""
@@ -193,7 +198,10 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
     if command is not None and command.name == "help":
         return Reply(Help(config), reaction="eyes")
     if command is not None and command.name == "status":
-        return Reply(Status(facts.sessions, facts.now or None), reaction="eyes")
+        return Reply(
+            Status(facts.sessions, facts.now or None, facts.usage, facts.budget_left),
+            reaction="eyes",
+        )
     if command is not None and command.name == "stop":
         if not live:
             return Reply(NothingToStop(), reaction="confused")
@@ -210,7 +218,8 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
             return FollowUp(found, running)
         return Reply(Existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
-    return Dispatch(trigger=found, platform=platform, agent=agent)
+    force = command is not None and command.force and rank(facts.permission) >= rank("admin")
+    return Dispatch(trigger=found, platform=platform, agent=agent, force=force)
 
 
 def config_problem(

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bot import fleet
 from bot.events import Comment, Repository
+from bot.ledger import LedgerRow
 
 # ---------------------------------------------------------------------------
 # Errors shared by every remote service
@@ -351,6 +353,33 @@ class Store(Protocol):
     async def stats(self) -> dict[str, Any]:
         """Installations, repositories and the last deliveries, for the status page."""
         ...
+
+    # LedgerRow ledger and budgets (bot.ledger, bot.fleet)
+
+    async def record_usage(self, usage: LedgerRow) -> None:
+        """Add a ledger row; a row whose key is already there is not added again."""
+        ...
+
+    async def usage(
+        self, since: float, *, repo: str | None = None, issue: int | None = None
+    ) -> list[LedgerRow]:
+        """Ledger rows from `since` on, oldest first; one repository's or issue's if given."""
+        ...
+
+    async def usage_pull_request(self, dispatch_id: str, url: str) -> None: ...
+
+    async def reserve(
+        self, reservation: fleet.Reservation, limits: fleet.Limits, now: float
+    ) -> fleet.Answer:
+        """Count the budgets and reserve one dispatch, atomically across replicas; the
+        same dispatch id reserving again is answered `again` and counted once."""
+        ...
+
+    async def end_reservation(self, dispatch_id: str, state: str) -> None:
+        """`ended` (the session is over) or `released` (it never started)."""
+        ...
+
+    async def budget_counts(self, org: str, repo: str, sender: str, now: float) -> fleet.Counts: ...
 
 
 class Clock(Protocol):

@@ -7,10 +7,12 @@ reaches Markdown through one renderer that knows which fields are untrusted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from bot.commands import Problem
+from bot.ledger import LedgerRow
 from bot.ports import SessionRecord
 from bot.repo_config import RepoConfig
 
@@ -62,6 +64,8 @@ class Status:
     kind: ClassVar[ReplyKind] = "status"
     sessions: tuple[SessionRecord, ...]
     now: float | None = None
+    usage: tuple[LedgerRow, ...] = ()  # the ledger rows
+    budget_left: Mapping[str, int | None] | None = None  # by limit name
 
 
 @dataclass(frozen=True)

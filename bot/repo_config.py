@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
 
+from bot.fleet import LIMIT_NAMES, Limits
 from bot.platforms import NAMES as PLATFORMS
 from bot.settings import Settings
 
@@ -42,6 +43,9 @@ class RepoConfig:
     max_prompt_chars: int = 60000
     one_session_per_issue: bool = True
     pull_requests: bool = False  # `/tembo` in pull-request conversations
+    fallback: tuple[str, ...] = ()  # tried in order when the platform refuses for good
+    # Merged key by key: repo over org over operator defaults.
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def defaults(cls, settings: Settings) -> RepoConfig:
@@ -50,6 +54,7 @@ class RepoConfig:
     def as_yaml(self) -> str:
         data = dataclasses.asdict(self)
         data["allow_bots"] = list(self.allow_bots)
+        data["fallback"] = list(self.fallback)
         return yaml.safe_dump(data, sort_keys=False).strip()
 
 
@@ -117,11 +122,30 @@ def _check(key: str, value: Any) -> str | None:
         return f"must be one of {', '.join(INCLUDE_COMMENTS)}"
     if key in ("one_session_per_issue", "pull_requests"):
         return None if isinstance(value, bool) else "must be true or false"
+    if key == "limits":
+        return _check_limits(value)
+    if key == "fallback":
+        if isinstance(value, list) and all(v in PLATFORMS for v in value):
+            return None
+        return "must be a list of platforms from " + ", ".join(PLATFORMS)
     if key == "max_prompt_chars":
         if isinstance(value, int) and not isinstance(value, bool) and 1000 <= value <= 1_000_000:
             return None
         return "must be a whole number from 1000 to 1000000"
     raise AssertionError(key)  # pragma: no cover - keys are checked before
+
+
+def _check_limits(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a mapping of {', '.join(LIMIT_NAMES)}"
+    for name, limit in value.items():
+        if name not in LIMIT_NAMES:
+            return f"unknown limit {name!r}; known limits: {', '.join(LIMIT_NAMES)}"
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
+        ):
+            return f"`{name}` must be a whole number (0 or more), or null for no limit"
+    return None
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(RepoConfig))
@@ -158,7 +182,7 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
         if error:
             problems.append(Problem(key, line, f"{error} (got {value!r})"))
             continue
-        if key == "allow_bots":
+        if key in ("allow_bots", "fallback"):
             value = tuple(value)
         elif key == "include_comments" and isinstance(value, bool):
             value = "all" if value else "none"
@@ -171,6 +195,9 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
 def merge(base: RepoConfig, *layers: dict[str, Any]) -> RepoConfig:
     """`base` with each layer's keys applied in order (later wins)."""
     merged: dict[str, Any] = {}
+    limits = base.limits
     for layer in layers:
         merged.update(layer)
-    return dataclasses.replace(base, **merged)
+        # A layer names only the limits it sets; the others come from the layers below.
+        limits = dataclasses.replace(limits, **layer.get("limits", {}))
+    return dataclasses.replace(base, **{**merged, "limits": limits})

@@ -18,15 +18,17 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot import messages, policy, prompt
+from bot import fleet, messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.status_comment import StatusComment
-from bot.adapters.github import discussion
-from bot.events import job_lock
+from bot.actions.usage import note
+from bot.events import Comment, job_lock
 from bot.journal import JournalSteps, Progress
 from bot.logs import log
+from bot.platforms import display_name
 from bot.ports import (
+    GitHub,
     GitHubError,
     MissingCredentials,
     PlatformError,
@@ -60,12 +62,19 @@ async def dispatch(
     except MissingCredentials as exc:
         return await _refused(ctx, progress, status, decision, str(exc), fields)
 
+    session = progress.journal.session
+    if session is None and progress.journal.reported:
+        # An earlier attempt was refused (a budget, the platform) and said so on the issue.
+        return Outcome("done", "refused earlier; said so on the issue")
+    if session is None:
+        answer = await _reserve(ctx, decision, config, ident)
+        if not answer.granted:
+            return await _limited(ctx, progress, status, decision, config, answer, fields)
     nonce = progress.journal.prompt_nonce
     if nonce is None:
         nonce = prompt.new_nonce()
         await progress.write(dataclasses.replace(progress.journal, prompt_nonce=nonce))
     request = await build_request(ctx, decision, config, ident, nonce)
-    session = progress.journal.session
     if session is None:
         eyes = asyncio.create_task(_eyes(ctx, progress, found))
         try:
@@ -76,7 +85,20 @@ async def dispatch(
             await _settle(eyes, cancel=True)
             if exc.transient:
                 raise
-            return await _refused(ctx, progress, status, decision, exc.message, fields, exc)
+            journal = progress.journal
+            after = fleet.fallback_to(
+                decision.platform,
+                config.fallback,
+                journal.tried,
+                exc.status,
+                journal.creates_unknown,
+            )
+            if after is None:
+                return await _refused(ctx, progress, status, decision, exc.message, fields, exc)
+            await _fall_back(ctx, progress, decision, exc, after, ident)
+            return await dispatch(
+                ctx, progress, dataclasses.replace(decision, platform=after), config, fields
+            )
         except BaseException:
             await _settle(eyes, cancel=True)
             raise
@@ -86,10 +108,23 @@ async def dispatch(
         await _eyes(ctx, progress, found)
 
     if not progress.journal.reported:
-        comment_id = await status.post(_link_comment(session, decision, request, ident))
+        notes = progress.journal.fell_back
+        comment_id = await status.post(_link_comment(session, decision, request, ident, notes))
         # Recorded once its comment exists, so whoever edits the session next (the poller,
         # a follow-up, a stop) finds the comment; recording twice is a no-op.
-        await _record(ctx, decision, request, session, ident, comment_id)
+        await _record(ctx, decision, request, session, ident, comment_id, notes)
+        outcome = "dry run" if session.preview is not None else "created"
+        await note(
+            ctx,
+            found,
+            "dispatch",
+            outcome,
+            key=f"{ident}:dispatch",
+            platform=decision.platform,
+            dispatch_id=ident,
+            session_id=session.id,
+            detail="started with force=true past a used-up budget" if decision.force else "",
+        )
         await progress.write(dataclasses.replace(progress.journal, reported=True))
         if ctx.metrics is not None and progress.job.created_at:
             ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
@@ -190,6 +225,7 @@ async def _record(
     session: Session,
     ident: str,
     comment_id: int,
+    notes: tuple[str, ...] = (),
 ) -> None:
     found = decision.trigger
     view = messages.session_view(
@@ -199,6 +235,7 @@ async def _record(
         branch=request.branch_name,
         target=request.target_branch,
     )
+    view["notes"] = list(notes)
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=ident,
@@ -217,20 +254,25 @@ async def _record(
 
 
 def _link_comment(
-    session: Session, decision: policy.Dispatch, request: SessionRequest, ident: str
+    session: Session,
+    decision: policy.Dispatch,
+    request: SessionRequest,
+    ident: str,
+    notes: tuple[str, ...] = (),
 ) -> str:
     if session.preview is not None:
         return messages.dry_run(
             session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
         )
-    return messages.created(
+    view = messages.session_view(
         session,
         platform=decision.platform,
         agent=request.agent,
         branch=request.branch_name,
         target=request.target_branch,
-        ident=ident,
     )
+    view["notes"] = list(notes)  # e.g. "Tembo answered 401; started on Agen instead"
+    return messages.status_comment(view, ident)
 
 
 async def _refused(
@@ -244,6 +286,19 @@ async def _refused(
 ) -> Outcome:
     """The platform cannot be used or said no for good: say so where the link would be."""
     await status.post(messages.failed(decision.platform, reason, ident=status.ident))
+    if not progress.journal.creates_unknown:
+        # No create reached the platform without an answer: nothing started, nothing spent.
+        await ctx.store.end_reservation(status.ident, "released")
+    await note(
+        ctx,
+        decision.trigger,
+        "refusal",
+        "refused" if error else "unconfigured",
+        key=f"{status.ident}:refusal",
+        platform=decision.platform,
+        dispatch_id=status.ident,
+        detail=f"{error.status}: {reason}" if error and error.status else reason,
+    )
     await progress.write(dataclasses.replace(progress.journal, reported=True))
     await react_failure(ctx, decision.trigger)
     log(
@@ -256,6 +311,92 @@ async def _refused(
         **fields,
     )
     return Outcome("failed", reason)
+
+
+async def _fall_back(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    error: PlatformError,
+    after: str,
+    ident: str,
+) -> None:
+    """Move the pinned dispatch to the next platform: the job's retries create there, with
+    a fresh create record (nothing reached the refusing platform)."""
+    journal = progress.journal
+    text = (
+        f"{display_name(decision.platform)} answered {error.status}; started on "
+        f"{display_name(after)} instead"
+    )
+    pin = journal.pin
+    await progress.write(
+        dataclasses.replace(
+            journal,
+            pin=dataclasses.replace(pin, platform=after) if pin is not None else None,
+            tried=(*journal.tried, decision.platform),
+            fell_back=(*journal.fell_back, text),
+            creates_unknown=0,
+            first_sent_at=None,
+            platform_steps={},
+        )
+    )
+    await note(
+        ctx,
+        decision.trigger,
+        "fallback",
+        f"fell back to {after}",
+        key=f"{ident}:fallback:{decision.platform}",
+        platform=decision.platform,
+        dispatch_id=ident,
+        detail=f"{error.status}: {error.message}",
+    )
+    log(logger, "dispatch.fallback", logging.WARNING, platform=decision.platform, to=after)
+
+
+async def _reserve(
+    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str
+) -> fleet.Answer:
+    """Count and reserve this dispatch's budget in the store, before the create; the same
+    dispatch id reserving again (a retried job) is counted once."""
+    found = decision.trigger
+    repo = found.repository.full_name
+    reservation = fleet.Reservation(
+        dispatch_id=ident,
+        org=fleet.org_of(repo),
+        repo=repo,
+        sender=found.sender.login,
+        force=decision.force,
+    )
+    return await ctx.store.reserve(reservation, config.limits, ctx.clock())
+
+
+async def _limited(
+    ctx: Context,
+    progress: Progress,
+    status: StatusComment,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    answer: fleet.Answer,
+    fields: dict[str, Any],
+) -> Outcome:
+    """A budget is used up: one comment with the limit, the count and when it frees up."""
+    over = answer.over
+    assert over is not None
+    await status.post(messages.limited(over, command=config.command, ident=status.ident))
+    detail = f"{over.name}: {over.count} of {over.limit}"
+    await note(
+        ctx,
+        decision.trigger,
+        "limited",
+        "refused",
+        key=f"{status.ident}:limited",
+        platform=decision.platform,
+        dispatch_id=status.ident,
+        detail=detail,
+    )
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+    log(logger, "dispatch.limited", logging.WARNING, limit=over.name, count=over.count, **fields)
+    return Outcome("done", f"over budget: {detail}")
 
 
 async def build_request(
@@ -281,4 +422,29 @@ async def build_request(
         target_branch=plan.target,
         branch_name=plan.branch,
         agent=decision.agent,
+    )
+
+
+async def discussion(github: GitHub, found: policy.Trigger, config: RepoConfig) -> list[Comment]:
+    """The issue's comments that go into the prompt, as `config.include_comments` says.
+
+    For `collaborators`, an author counts when the collaborator permission API gives them
+    triage or more; author_association is only a cheap first sieve (OWNER, MEMBER,
+    COLLABORATOR are asked, the rest cannot hold such a role), since MEMBER and
+    COLLABORATOR include people with read access only.
+    """
+    if config.include_comments == "none" or found.issue.comments <= 0:
+        return []
+    repo = found.repository.full_name
+    comments = await github.list_comments(found.installation_id, repo, found.issue.number)
+    roles: dict[str, str] = {}
+    if config.include_comments == "collaborators":
+        for login in prompt.authors_to_ask(comments):
+            roles[login] = await github.permission(found.installation_id, repo, login)
+    return prompt.discussion(
+        comments,
+        include=config.include_comments,
+        at=found.at,
+        trigger_comment_id=found.comment_id,
+        roles=roles,
     )

@@ -45,6 +45,10 @@ async def follow(ctx: Context, job: Job, progress: Progress) -> Outcome:
     }
     opened_pr = view["pull_requests"] and not record.view.get("pull_requests")
     await edit_view(ctx, record, view, state.phase)
+    if opened_pr:
+        await ctx.store.usage_pull_request(record.dispatch_id, view["pull_requests"][0])
+    if state.terminal:
+        await ctx.store.end_reservation(record.dispatch_id, "ended")
     if opened_pr and record.installation_id is not None:
         with contextlib.suppress(GitHubError):
             await ctx.github.create_reaction(

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot import messages, policy
 from bot.actions import Context, Outcome, dispatch_id, edit_view, react
+from bot.actions.usage import note
 from bot.journal import Progress
 from bot.logs import log
 from bot.ports import PlatformError
@@ -40,8 +41,10 @@ async def follow_up(
                 found.issue.number,
                 messages.follow_up_failed(record, exc.message),
             )
+            await _note(ctx, decision, progress, "refused", exc.message)
             return Outcome("failed", exc.message)
         await progress.write(dataclasses.replace(progress.journal, message_sent=True))
+    await _note(ctx, decision, progress, "sent")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ctx.clock()))
     note = f"📨 follow-up from @{found.sender.login} sent to the session ({stamp})"
     notes = list(record.view.get("notes", []))
@@ -49,3 +52,20 @@ async def follow_up(
         await edit_view(ctx, record, {**record.view, "notes": [*notes, note]})
     log(logger, "session.follow_up", session_id=record.session_id, **fields)
     return Outcome("done", "follow-up sent")
+
+
+async def _note(
+    ctx: Context, decision: policy.FollowUp, progress: Progress, outcome: str, detail: str = ""
+) -> None:
+    record = decision.session
+    await note(
+        ctx,
+        decision.trigger,
+        "follow_up",
+        outcome,
+        key=f"{dispatch_id(progress.job)}:follow_up",
+        platform=record.platform,
+        dispatch_id=record.dispatch_id,
+        session_id=record.session_id,
+        detail=detail,
+    )

@@ -8,7 +8,8 @@ import logging
 from typing import Any
 
 from bot import messages, policy
-from bot.actions import Context, Outcome, edit_view, react
+from bot.actions import Context, Outcome, dispatch_id, edit_view, react
+from bot.actions.usage import note
 from bot.journal import Progress
 from bot.logs import log
 from bot.ports import MissingCredentials, PlatformError, SessionRecord
@@ -48,7 +49,31 @@ async def stop(
             await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
         view = {**record.view, "phase": "stopped", "reason": why}
         await edit_view(ctx, record, view, "stopped")
+        await ctx.store.end_reservation(record.dispatch_id, "ended")
+        await note(
+            ctx,
+            found,
+            "stop",
+            "stopped",
+            key=f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}",
+            platform=record.platform,
+            dispatch_id=record.dispatch_id,
+            session_id=record.session_id,
+            detail=why,
+        )
         log(logger, "session.stopped", session_id=record.session_id, **fields)
+    for record in unstoppable:
+        await note(
+            ctx,
+            found,
+            "stop",
+            "cannot stop",
+            key=f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}",
+            platform=record.platform,
+            dispatch_id=record.dispatch_id,
+            session_id=record.session_id,
+            detail=why,
+        )
     if unstoppable and not progress.journal.told_unstoppable:
         await ctx.github.create_comment(
             found.installation_id,

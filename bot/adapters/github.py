@@ -18,15 +18,14 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from bot import __version__, logs, prompt
+from bot import __version__, logs
 from bot.events import Comment, User, comment_from
 from bot.logs import Scrubber
-from bot.ports import GitHub, GitHubError, is_transient_status
-from bot.repo_config import RepoConfig
+from bot.ports import GitHubError, is_transient_status
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.policy import Trigger
+    pass
 
 API_VERSION = "2022-11-28"
 TOKEN_REFRESH_MARGIN = 5 * 60  # renew an installation token this long before it expires
@@ -373,31 +372,6 @@ class GitHubClient:
         text = None if response.status_code == 404 else response.text
         self._files[key] = _Cached(text, self._clock(), response.headers.get("etag"))
         return text
-
-
-async def discussion(github: GitHub, found: Trigger, config: RepoConfig) -> list[Comment]:
-    """The issue's comments that go into the prompt, as `config.include_comments` says.
-
-    For `collaborators`, an author counts when the collaborator permission API gives them
-    triage or more; author_association is only a cheap first sieve (OWNER, MEMBER,
-    COLLABORATOR are asked, the rest cannot hold such a role), since MEMBER and
-    COLLABORATOR include people with read access only.
-    """
-    if config.include_comments == "none" or found.issue.comments <= 0:
-        return []
-    repo = found.repository.full_name
-    comments = await github.list_comments(found.installation_id, repo, found.issue.number)
-    roles: dict[str, str] = {}
-    if config.include_comments == "collaborators":
-        for login in prompt.authors_to_ask(comments):
-            roles[login] = await github.permission(found.installation_id, repo, login)
-    return prompt.discussion(
-        comments,
-        include=config.include_comments,
-        at=found.at,
-        trigger_comment_id=found.comment_id,
-        roles=roles,
-    )
 
 
 def _parse_time(value: str) -> float | None:

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from bot import fleet
 from bot.adapters.sql import migrations, queries
+from bot.ledger import LedgerRow
 from bot.ports import Job, LostLease, SessionRecord
 
 Q = queries("postgres")
@@ -359,3 +361,113 @@ class PostgresStore:
                     for r in await conn.fetch(Q["recent_deliveries"])
                 ],
             }
+
+    # -- usage ledger and budgets ------------------------------------------
+
+    async def record_usage(self, usage: LedgerRow) -> None:
+        pool = await self._connect()
+        await pool.execute(
+            Q["insert_usage"],
+            usage.key,
+            usage.at,
+            usage.installation_id,
+            usage.repo,
+            usage.issue,
+            usage.sender,
+            usage.platform,
+            usage.kind,
+            usage.dispatch_id,
+            usage.session_id,
+            usage.outcome,
+            usage.pr_url,
+            usage.detail,
+        )
+
+    async def usage(
+        self, since: float, *, repo: str | None = None, issue: int | None = None
+    ) -> list[LedgerRow]:
+        pool = await self._connect()
+        return [
+            LedgerRow(
+                key=row["entry_key"],
+                at=row["at"],
+                installation_id=row["installation_id"],
+                repo=row["repo"],
+                issue=row["issue"],
+                sender=row["sender"],
+                platform=row["platform"],
+                kind=row["kind"],
+                dispatch_id=row["dispatch_id"],
+                session_id=row["session_id"],
+                outcome=row["outcome"],
+                pr_url=row["pr_url"],
+                detail=row["detail"],
+            )
+            for row in await pool.fetch(Q["usage_since"], since, repo, issue)
+        ]
+
+    async def usage_pull_request(self, dispatch_id: str, url: str) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["usage_pull_request"], dispatch_id, url)
+
+    async def reserve(
+        self, reservation: fleet.Reservation, limits: fleet.Limits, now: float
+    ) -> fleet.Answer:
+        """Count and reserve in one transaction, serialised per organisation.
+
+        Under READ COMMITTED two replicas could each count 4 of a limit of 5 and both
+        insert. Every limit is scoped to one organisation (per user counts the sender in
+        that organisation), so a transaction-level advisory lock on the organisation,
+        taken first, makes the count-then-insert of one org run one at a time: the lock is
+        granted only after the previous holder committed, and the count that follows is a
+        new statement with a new snapshot, so it sees that holder's reservation. The lock
+        ends with COMMIT or ROLLBACK, whatever happens (a crash cannot leave it held).
+        SERIALIZABLE would also be correct but fails the losers with serialization errors
+        that then need a retry loop; the lock makes them wait a few milliseconds instead.
+        """
+        async with self._transaction() as conn:
+            await conn.execute(Q["budget_lock"], reservation.org)
+            found = await conn.fetchrow(Q["find_reservation"], reservation.dispatch_id)
+            if found is not None:
+                return fleet.Answer(granted=True, forced=bool(found["forced"]), again=True)
+            counts = await _counts(conn, reservation, now)
+            over = fleet.over_limit(limits, counts, now)
+            if over is not None and not reservation.force:
+                return fleet.Answer(granted=False, over=over)
+            await conn.execute(
+                Q["insert_reservation"],
+                reservation.dispatch_id,
+                reservation.org,
+                reservation.repo,
+                reservation.sender,
+                now,
+                over is not None,
+            )
+            return fleet.Answer(granted=True, over=over, forced=over is not None)
+
+    async def end_reservation(self, dispatch_id: str, state: str) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["end_reservation"], dispatch_id, state)
+
+    async def budget_counts(self, org: str, repo: str, sender: str, now: float) -> fleet.Counts:
+        pool = await self._connect()
+        reservation = fleet.Reservation(dispatch_id="", org=org, repo=repo, sender=sender)
+        return await _counts(pool, reservation, now)
+
+
+async def _counts(conn: _Connection, reservation: fleet.Reservation, now: float) -> fleet.Counts:
+    row = await conn.fetchrow(
+        Q["budget_counts"],
+        reservation.org,
+        reservation.repo,
+        reservation.sender,
+        fleet.day_start(now),
+        now - fleet.RUNNING_FOR_AT_MOST,
+    )
+    assert row is not None  # four scalar subqueries: always one row
+    return fleet.Counts(
+        user_today=int(row[0]),
+        repo_today=int(row[1]),
+        org_today=int(row[2]),
+        repo_running=int(row[3]),
+    )

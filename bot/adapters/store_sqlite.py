@@ -22,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot import fleet
 from bot.adapters.sql import migrations, queries
+from bot.ledger import LedgerRow
 from bot.ports import Job, LostLease, SessionRecord
 
 T = TypeVar("T")
@@ -362,6 +364,95 @@ class SQLiteStore:
             }
 
         return await self._run(read)
+
+    # -- usage ledger and budgets ------------------------------------------
+
+    async def record_usage(self, usage: LedgerRow) -> None:
+        params = {**usage.row(), "key": usage.key}
+        await self._run(lambda db: db.execute(Q["insert_usage"], params))
+
+    async def usage(
+        self, since: float, *, repo: str | None = None, issue: int | None = None
+    ) -> list[LedgerRow]:
+        params = {"since": since, "repo": repo, "issue": issue}
+
+        def read(db: sqlite3.Connection) -> list[LedgerRow]:
+            return [_usage(tuple(row)) for row in db.execute(Q["usage_since"], params)]
+
+        return await self._run(read)
+
+    async def usage_pull_request(self, dispatch_id: str, url: str) -> None:
+        params = {"dispatch_id": dispatch_id, "url": url}
+        await self._run(lambda db: db.execute(Q["usage_pull_request"], params))
+
+    async def reserve(
+        self, reservation: fleet.Reservation, limits: fleet.Limits, now: float
+    ) -> fleet.Answer:
+        """Count and reserve in one transaction; BEGIN IMMEDIATE makes it the only writer
+        of the file (across processes too), so two reservations never both see room."""
+
+        def write(db: sqlite3.Connection) -> fleet.Answer:
+            found = db.execute(
+                Q["find_reservation"], {"dispatch_id": reservation.dispatch_id}
+            ).fetchone()
+            if found is not None:
+                return fleet.Answer(granted=True, forced=bool(found[1]), again=True)
+            counts = _counts(db, reservation, now)
+            over = fleet.over_limit(limits, counts, now)
+            if over is not None and not reservation.force:
+                return fleet.Answer(granted=False, over=over)
+            params = {
+                "dispatch_id": reservation.dispatch_id,
+                "org": reservation.org,
+                "repo": reservation.repo,
+                "sender": reservation.sender,
+                "now": now,
+                "forced": int(over is not None),
+            }
+            db.execute(Q["insert_reservation"], params)
+            return fleet.Answer(granted=True, over=over, forced=over is not None)
+
+        return await self._run(write)
+
+    async def end_reservation(self, dispatch_id: str, state: str) -> None:
+        params = {"dispatch_id": dispatch_id, "state": state}
+        await self._run(lambda db: db.execute(Q["end_reservation"], params))
+
+    async def budget_counts(self, org: str, repo: str, sender: str, now: float) -> fleet.Counts:
+        reservation = fleet.Reservation(dispatch_id="", org=org, repo=repo, sender=sender)
+        return await self._run(lambda db: _counts(db, reservation, now))
+
+
+def _counts(db: sqlite3.Connection, reservation: fleet.Reservation, now: float) -> fleet.Counts:
+    params = {
+        "org": reservation.org,
+        "repo": reservation.repo,
+        "sender": reservation.sender,
+        "day": fleet.day_start(now),
+        "running_since": now - fleet.RUNNING_FOR_AT_MOST,
+    }
+    user, repo, org, running = db.execute(Q["budget_counts"], params).fetchone()
+    return fleet.Counts(user_today=user, repo_today=repo, org_today=org, repo_running=running)
+
+
+def _usage(row: tuple[Any, ...]) -> LedgerRow:
+    key, at, installation_id, repo, issue, sender, platform, kind = row[:8]
+    dispatch_id, session_id, outcome, pr_url, detail = row[8:]
+    return LedgerRow(
+        key=key,
+        at=at,
+        installation_id=installation_id,
+        repo=repo,
+        issue=issue,
+        sender=sender,
+        platform=platform,
+        kind=kind,
+        dispatch_id=dispatch_id,
+        session_id=session_id,
+        outcome=outcome,
+        pr_url=pr_url,
+        detail=detail,
+    )
 
 
 def _session(row: tuple[Any, ...]) -> SessionRecord:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from bot import __version__
 from bot.adapters.github import GitHubClient
 from bot.logs import log
+from bot.operator import report
 from bot.operator.access import CHALLENGE, REFUSAL, operator_allowed
 from bot.operator.html import e, page
 from bot.operator.setup import CALLBACK_PATH, SETUP_PATH, SetupFlow, app_page_url
@@ -107,6 +108,7 @@ class StatusPage:
         try:
             stats = await runtime.store.stats()
             counts = await runtime.store.job_counts("delivery")
+            usage = await runtime.store.usage(time.time() - 86400)  # the usage table: last day
         except Exception as exc:
             log(logger, "status.store_failed", logging.WARNING, error=type(exc).__name__)
             return page(
@@ -157,6 +159,8 @@ class StatusPage:
 <table>{jobs}</table>
 <h2>Last deliveries</h2>
 {deliveries}
+<h2>Usage, last day</h2>
+{report.status_html(usage)}
 <p><small><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
 <a href="/metrics">/metrics</a> · tembo-dispatch {e(__version__)}</small></p>
 """

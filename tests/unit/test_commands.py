@@ -93,7 +93,7 @@ def test_malformed_commands_carry_what_was_wrong(body: str, problem: Problem | N
     with pytest.raises(CommandError) as caught:
         parse(body)
     if problem is None:  # the value is the sender's, kept as typed for the renderer
-        problem = Problem("bad_new", "new", "![x](https://evil.test/p.png) @org/team")
+        problem = Problem("bad_bool", "new", "![x](https://evil.test/p.png) @org/team")
     assert caught.value.problem == problem
 
 

@@ -33,7 +33,7 @@ RECORD = SessionRecord("gh-1", "acme/web", 7, "tembo", "s1", "https://app.tembo.
     ("said", "words"),
     [
         (Usage("/tembo", Problem("unknown_key", "colour")), "unknown key `colour`"),
-        (Usage("/tembo", Problem("bad_new", "new", "maybe")), "`new=maybe` must be true or false"),
+        (Usage("/tembo", Problem("bad_bool", "new", "maybe")), "`new=maybe` must be true or false"),
         (Usage("/tembo", Problem("empty_value", "branch")), "`branch=` needs a value"),
         (Usage("/tembo", Problem("bad_ref", "branch", "a b")), "`branch=a b` is not a branch"),
         (Usage("/tembo", Problem("bad_agent", "agent", "a<b")), "`agent=a<b` is not an agent"),
@@ -56,7 +56,7 @@ def test_every_reply_kind_is_worded_in_one_place_with_the_marker(said: Said, wor
 @pytest.mark.parametrize(
     "said",
     [
-        Usage("/tembo", Problem("bad_new", "new", HOSTILE)),
+        Usage("/tembo", Problem("bad_bool", "new", HOSTILE)),
         Usage("/tembo", Problem("bad_ref", "target", HOSTILE)),
         Usage("/tembo", Problem("bad_agent", "agent", HOSTILE)),
         Usage("/tembo", Problem("unknown_key", HOSTILE)),

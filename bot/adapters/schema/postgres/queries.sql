@@ -180,3 +180,54 @@ SELECT COUNT(*) FROM installation_repositories;
 SELECT d.delivery_id, d.event, d.action, d.received_at, j.state
 FROM deliveries AS d LEFT JOIN jobs AS j ON j.delivery_id = d.delivery_id
 ORDER BY d.received_at DESC LIMIT 10;
+
+-- name: insert_usage
+-- $1 key, $2 at, $3 installation_id, $4 repo, $5 issue, $6 sender, $7 platform, $8 kind,
+-- $9 dispatch_id, $10 session_id, $11 outcome, $12 pr_url, $13 detail
+INSERT INTO usage_ledger (entry_key, at, installation_id, repo, issue, sender, platform, kind,
+                          dispatch_id, session_id, outcome, pr_url, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (entry_key) DO NOTHING;
+
+-- name: usage_since
+-- $1 since, $2 repo or NULL, $3 issue or NULL
+SELECT entry_key, at, installation_id, repo, issue, sender, platform, kind, dispatch_id,
+       session_id, outcome, pr_url, detail
+FROM usage_ledger
+WHERE at >= $1 AND ($2::text IS NULL OR repo = $2) AND ($3::bigint IS NULL OR issue = $3)
+ORDER BY at, id;
+
+-- name: usage_pull_request
+-- $1 dispatch_id, $2 url
+UPDATE usage_ledger SET pr_url = $2
+WHERE dispatch_id = $1 AND kind = 'dispatch' AND pr_url = '';
+
+-- name: budget_lock
+-- $1 org. Held until the reserving transaction ends: reservations in one organisation
+-- (which every limit is scoped to) count and insert one at a time, across replicas.
+SELECT pg_advisory_xact_lock(hashtext('tembo-dispatch:budget'), hashtext($1));
+
+-- name: find_reservation
+-- $1 dispatch_id
+SELECT state, forced FROM budget_reservations WHERE dispatch_id = $1;
+
+-- name: budget_counts
+-- $1 org, $2 repo, $3 sender, $4 start of the UTC day, $5 running since
+SELECT
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE org = $1 AND sender = $3 AND at >= $4 AND state <> 'released'),
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE repo = $2 AND at >= $4 AND state <> 'released'),
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE org = $1 AND at >= $4 AND state <> 'released'),
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE repo = $2 AND state = 'held' AND at >= $5);
+
+-- name: insert_reservation
+-- $1 dispatch_id, $2 org, $3 repo, $4 sender, $5 now, $6 forced
+INSERT INTO budget_reservations (dispatch_id, org, repo, sender, at, forced)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: end_reservation
+-- $1 dispatch_id, $2 state (ended | released)
+UPDATE budget_reservations SET state = $2 WHERE dispatch_id = $1 AND state = 'held';

@@ -121,3 +121,46 @@ SELECT COUNT(*) FROM installation_repositories;
 SELECT d.delivery_id, d.event, d.action, d.received_at, j.state
 FROM deliveries AS d LEFT JOIN jobs AS j ON j.delivery_id = d.delivery_id
 ORDER BY d.received_at DESC LIMIT 10;
+
+-- name: insert_usage
+INSERT INTO usage_ledger (entry_key, at, installation_id, repo, issue, sender, platform, kind,
+                          dispatch_id, session_id, outcome, pr_url, detail)
+VALUES (:key, :at, :installation_id, :repo, :issue, :sender, :platform, :kind,
+        :dispatch_id, :session_id, :outcome, :pr_url, :detail)
+ON CONFLICT (entry_key) DO NOTHING;
+
+-- name: usage_since
+SELECT entry_key, at, installation_id, repo, issue, sender, platform, kind, dispatch_id,
+       session_id, outcome, pr_url, detail
+FROM usage_ledger
+WHERE at >= :since AND (:repo IS NULL OR repo = :repo) AND (:issue IS NULL OR issue = :issue)
+ORDER BY at, id;
+
+-- name: usage_pull_request
+-- The dispatch row learns its pull request when the session's follow job sees it.
+UPDATE usage_ledger SET pr_url = :url
+WHERE dispatch_id = :dispatch_id AND kind = 'dispatch' AND pr_url = '';
+
+-- name: find_reservation
+SELECT state, forced FROM budget_reservations WHERE dispatch_id = :dispatch_id;
+
+-- name: budget_counts
+-- Reservations the new one is measured against: today's (UTC) by sender in the org, by
+-- repository and by org, and the repository's still running (held, younger than a day).
+SELECT
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE org = :org AND sender = :sender AND at >= :day AND state <> 'released'),
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE repo = :repo AND at >= :day AND state <> 'released'),
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE org = :org AND at >= :day AND state <> 'released'),
+  (SELECT COUNT(*) FROM budget_reservations
+   WHERE repo = :repo AND state = 'held' AND at >= :running_since);
+
+-- name: insert_reservation
+INSERT INTO budget_reservations (dispatch_id, org, repo, sender, at, forced)
+VALUES (:dispatch_id, :org, :repo, :sender, :now, :forced);
+
+-- name: end_reservation
+-- ended: the session is over (still counts for its day); released: never started.
+UPDATE budget_reservations SET state = :state WHERE dispatch_id = :dispatch_id AND state = 'held';

@@ -1,0 +1,91 @@
+"""Writing the usage ledger from the actions: one row per act, keyed so a retried job
+writes it once (see bot.ledger)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import fleet
+from bot.actions import Context, dispatch_id
+from bot.events import CommentEvent, IssueEvent
+from bot.journal import load
+from bot.ledger import Kind, LedgerRow
+from bot.policy import Trigger
+from bot.ports import Job, RemoteError
+from bot.repo_config import RepoConfig
+
+
+async def note(
+    ctx: Context,
+    found: Trigger,
+    kind: Kind,
+    outcome: str,
+    *,
+    key: str,
+    platform: str = "",
+    dispatch_id: str | None = None,
+    session_id: str = "",
+    detail: str = "",
+) -> None:
+    await ctx.store.record_usage(
+        LedgerRow(
+            key=key,
+            at=ctx.clock(),
+            installation_id=found.installation_id,
+            repo=found.repository.full_name,
+            issue=found.issue.number,
+            sender=found.sender.login,
+            platform=platform,
+            kind=kind,
+            dispatch_id=dispatch_id,
+            session_id=session_id,
+            outcome=outcome,
+            detail=detail[:500],
+        )
+    )
+
+
+async def gave_up(
+    ctx: Context,
+    job: Job,
+    event: IssueEvent | CommentEvent,
+    platform: str,
+    text: str,
+    error: BaseException,
+) -> None:
+    """A dispatch that used its attempts: a refusal row. Its budget reservation is handed
+    back only when no create may have reached the platform (otherwise a session may exist
+    and keeps counting)."""
+    ident = dispatch_id(job)
+    await ctx.store.record_usage(
+        LedgerRow(
+            key=f"{ident}:refusal",
+            at=ctx.clock(),
+            installation_id=event.installation_id,
+            repo=event.repository.full_name,
+            issue=event.issue.number,
+            sender=event.sender.login,
+            platform=platform,
+            kind="refusal",
+            dispatch_id=ident,
+            outcome="gave up",
+            detail=text[:500],
+        )
+    )
+    # The job's journal as claimed, plus the last attempt's own error: either may say a
+    # create's outcome is unknown.
+    ambiguous = isinstance(error, RemoteError) and error.ambiguous
+    if not load(job.progress).creates_unknown and not ambiguous:
+        await ctx.store.end_reservation(ident, "released")
+
+
+async def status_facts(ctx: Context, found: Trigger, config: RepoConfig) -> dict[str, Any]:
+    """What `/tembo status` shows beyond the sessions: the issue's ledger rows and the
+    budget left for the sender in this repository. Read only for that command."""
+    if found.command is None or found.command.name != "status":
+        return {}
+    repo, now = found.repository.full_name, ctx.clock()
+    rows = await ctx.store.usage(0.0, repo=repo, issue=found.issue.number)
+    counts = await ctx.store.budget_counts(fleet.org_of(repo), repo, found.sender.login, now)
+    left = fleet.remaining(config.limits, counts) if config.limits.any else None
+    return {"usage": tuple(rows), "budget_left": left}
