@@ -11,7 +11,7 @@ from bot import messages, policy
 from bot.actions import Context, Outcome, edit_view, react
 from bot.journal import Progress
 from bot.logs import log
-from bot.ports import MissingCredentials, PlatformError, SessionRecord
+from bot.ports import MissingCredentials, PlatformError, Priority, SessionRecord
 
 logger = logging.getLogger("bot.actions.stop")
 
@@ -29,7 +29,7 @@ async def stop(
 ) -> Outcome:
     found = decision.trigger
     if found.comment_id is not None and not progress.journal.reacted:
-        await react(ctx, found, "eyes")
+        await react(ctx, found, "eyes", Priority.REPLY)
         await progress.write(dataclasses.replace(progress.journal, reacted=True))
     why = (
         f"stopped by @{found.sender.login}"
@@ -47,7 +47,7 @@ async def stop(
             stopped = (*progress.journal.stopped, record.dispatch_id)
             await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
         view = {**record.view, "phase": "stopped", "reason": why}
-        await edit_view(ctx, record, view, "stopped")
+        await edit_view(ctx, record, view, "stopped", priority=Priority.REPLY)
         log(logger, "session.stopped", session_id=record.session_id, **fields)
     if unstoppable and not progress.journal.told_unstoppable:
         await ctx.github.create_comment(
@@ -55,6 +55,7 @@ async def stop(
             found.repository.full_name,
             found.issue.number,
             messages.cannot_stop(unstoppable),
+            priority=Priority.REPLY,
         )
         await progress.write(dataclasses.replace(progress.journal, told_unstoppable=True))
     return Outcome("done", why)

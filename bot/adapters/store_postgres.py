@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from bot.adapters.sql import migrations, queries
-from bot.ports import Job, LostLease, SessionRecord
+from bot.ports import BudgetWindows, Job, LostLease, SessionRecord
 
 Q = queries("postgres")
 
@@ -359,3 +359,22 @@ class PostgresStore:
                     for r in await conn.fetch(Q["recent_deliveries"])
                 ],
             }
+
+    # -- GitHub's content budget ---------------------------------------------
+
+    async def take_budget(self, key: str, now: float, windows: BudgetWindows) -> float | None:
+        pool = await self._connect()
+        retry_at = await pool.fetchval(
+            Q["take_budget"],
+            key,
+            now,
+            windows.minute_limit,
+            windows.minute_seconds,
+            windows.hour_limit,
+            windows.hour_seconds,
+        )
+        return None if retry_at is None else float(retry_at)
+
+    async def pause_budget(self, key: str, until: float) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["pause_budget"], key, until)

@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot import budget
 from bot.adapters.sql import migrations, queries
-from bot.ports import Job, LostLease, SessionRecord
+from bot.ports import BudgetWindows, Job, LostLease, SessionRecord
 
 T = TypeVar("T")
 Q = queries("sqlite")
@@ -362,6 +363,24 @@ class SQLiteStore:
             }
 
         return await self._run(read)
+
+    # -- GitHub's content budget ---------------------------------------------
+
+    async def take_budget(self, key: str, now: float, windows: BudgetWindows) -> float | None:
+        def take(db: sqlite3.Connection) -> float | None:
+            row = db.execute(Q["read_budget"], {"key": key}).fetchone()
+            grants, paused = (json.loads(row[0]), float(row[1])) if row else ([], 0.0)
+            decision = budget.take(grants, paused, now, windows)
+            if not decision.granted:
+                return decision.retry_at  # nothing written: a refusal costs no write
+            db.execute(Q["write_budget"], {"key": key, "grants": json.dumps(decision.kept)})
+            return None
+
+        return await self._run(take)
+
+    async def pause_budget(self, key: str, until: float) -> None:
+        params = {"key": key, "until": until}
+        await self._run(lambda db: db.execute(Q["pause_budget"], params))
 
 
 def _session(row: tuple[Any, ...]) -> SessionRecord:

@@ -180,3 +180,13 @@ SELECT COUNT(*) FROM installation_repositories;
 SELECT d.delivery_id, d.event, d.action, d.received_at, j.state
 FROM deliveries AS d LEFT JOIN jobs AS j ON j.delivery_id = d.delivery_id
 ORDER BY d.received_at DESC LIMIT 10;
+
+-- name: take_budget
+-- $1 key, $2 now, $3 minute limit, $4 minute seconds, $5 hour limit, $6 hour seconds
+SELECT github_budget_take($1, $2, $3, $4, $5, $6);
+
+-- name: pause_budget
+-- $1 key, $2 until
+INSERT INTO github_budget (key, paused_until) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE
+SET paused_until = GREATEST(github_budget.paused_until, excluded.paused_until);

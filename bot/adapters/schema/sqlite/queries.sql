@@ -121,3 +121,14 @@ SELECT COUNT(*) FROM installation_repositories;
 SELECT d.delivery_id, d.event, d.action, d.received_at, j.state
 FROM deliveries AS d LEFT JOIN jobs AS j ON j.delivery_id = d.delivery_id
 ORDER BY d.received_at DESC LIMIT 10;
+
+-- name: read_budget
+SELECT grants, paused_until FROM github_budget WHERE key = :key;
+
+-- name: write_budget
+INSERT INTO github_budget (key, grants) VALUES (:key, :grants)
+ON CONFLICT (key) DO UPDATE SET grants = excluded.grants;
+
+-- name: pause_budget
+INSERT INTO github_budget (key, paused_until) VALUES (:key, :until)
+ON CONFLICT (key) DO UPDATE SET paused_until = MAX(paused_until, excluded.paused_until);
