@@ -47,9 +47,10 @@ from typing import Protocol
 
 from bot.ports import BudgetShort, BudgetWindows, Priority
 
-# A window is counted this much longer than GitHub's (a fraction of it, at least 50 ms).
+# A window is counted this much longer than GitHub's (a fraction of it, at least 250 ms):
+# the spread of the delay between a grant and its call reaching GitHub must fit in it.
 MARGIN = 0.02
-MIN_MARGIN = 0.05
+MIN_MARGIN = 0.25
 # The share of each window lower priorities leave to higher ones (see the docstring).
 RESERVE: Mapping[Priority, float] = {
     Priority.LINK: 0.0,
@@ -125,7 +126,9 @@ def budget_key(scope: str, app_id: str | None, installation_id: int) -> str:
 
 
 class BudgetStore(Protocol):
-    async def take_budget(self, key: str, now: float, windows: BudgetWindows) -> float | None: ...
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None: ...
 
     async def pause_budget(self, key: str, until: float) -> None: ...
 
@@ -235,9 +238,7 @@ class Budget:
             # as important: only follow-through edits do not wait).
             if any(not w.future.done() for w in queue.waiters):
                 raise BudgetShort(max(queue.retry_at, self._clock()))
-            retry_at = await self.store.take_budget(
-                key, self._clock(), self.limits.windows(priority)
-            )
+            retry_at = await self.store.take_budget(key, self._clock, self.limits.windows(priority))
             if retry_at is not None:
                 raise BudgetShort(retry_at)
             return
@@ -264,10 +265,9 @@ class Budget:
             if head.future.done():  # its caller gave up
                 heapq.heappop(queue.waiters)
                 continue
-            now = self._clock()
             try:
                 retry_at = await self.store.take_budget(
-                    key, now, self.limits.windows(Priority(head.priority))
+                    key, self._clock, self.limits.windows(Priority(head.priority))
                 )
             except Exception as exc:
                 # The store is unreachable: every waiter fails now (its job is retried).

@@ -393,10 +393,14 @@ class Store(Protocol):
 
     # GitHub's content budget, shared by every replica (bot.budget owns the policy).
 
-    async def take_budget(self, key: str, now: float, windows: BudgetWindows) -> float | None:
-        """Take one slot of `key`'s budget at `now` if every window has room and no pause
-        holds: None when taken; otherwise when a slot may be free, and nothing written.
-        One transaction, so replicas never take the same slot."""
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
+        """Take one slot of `key`'s budget if every window has room and no pause holds:
+        None when taken; otherwise when a slot may be free, and nothing written. One
+        transaction, so replicas never take the same slot. The grant is stamped with
+        `clock()` read as late as the store can (once it may write), not before waiting for
+        its lock: a stale stamp would let the window look emptier than GitHub sees it."""
         ...
 
     async def pause_budget(self, key: str, until: float) -> None:

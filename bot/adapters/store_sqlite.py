@@ -366,8 +366,12 @@ class SQLiteStore:
 
     # -- GitHub's content budget ---------------------------------------------
 
-    async def take_budget(self, key: str, now: float, windows: BudgetWindows) -> float | None:
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
         def take(db: sqlite3.Connection) -> float | None:
+            # Inside BEGIN IMMEDIATE: the write lock is ours, so now is the grant's moment.
+            now = clock()
             row = db.execute(Q["read_budget"], {"key": key}).fetchone()
             grants, paused = (json.loads(row[0]), float(row[1])) if row else ([], 0.0)
             decision = budget.take(grants, paused, now, windows)

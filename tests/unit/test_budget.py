@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 
 import pytest
 
@@ -74,7 +75,10 @@ class MemoryStore:
         self.paused: dict[str, float] = {}
         self.asked: list[tuple[str, float]] = []
 
-    async def take_budget(self, key: str, now: float, windows: BudgetWindows) -> float | None:
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
+        now = clock()
         self.asked.append((key, now))
         decision = take(self.grants.get(key, []), self.paused.get(key, 0.0), now, windows)
         if decision.granted:
