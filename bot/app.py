@@ -26,6 +26,7 @@ from bot import policy, webhook
 from bot.actions import Context
 from bot.adapters.github import GitHubClient
 from bot.adapters.store import open_store
+from bot.budget import Budget, Limits
 from bot.events import lock_key
 from bot.handler import Handler
 from bot.logs import log
@@ -75,7 +76,7 @@ def create_app(
     platforms: PlatformFactory | None = None,
     run_worker: bool = True,
     worker_name: str | None = None,
-    content_per_minute: float | None = None,
+    content_per_minute: int | None = None,
     clock: Callable[[], float] = time.time,
     setup_token: str | None = None,
 ) -> Starlette:
@@ -90,22 +91,31 @@ def create_app(
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         the_store = store or open_store(settings.database_url)
         await the_store.migrate()
-        pace = content_per_minute
-        if pace is None:
-            pace = settings.github_content_per_minute
+        per_minute = content_per_minute
+        if per_minute is None:
+            per_minute = settings.github_content_per_minute
+        # 0 (tests that are not about it): no budget, no store round trip per call.
+        content_budget = None
+        if per_minute > 0:
+            limits = Limits(
+                per_minute=int(per_minute),
+                per_hour=settings.github_content_per_hour,
+                minute_seconds=settings.github_content_minute_seconds,
+                hour_seconds=settings.github_content_hour_seconds,
+            )
+            content_budget = Budget(
+                the_store,
+                limits,
+                clock=clock,
+                on_wait=lambda seconds: metrics.rate_limit_wait(seconds, "budget"),
+            )
         observe = http_observer(
             metrics,
             settings.github_api_url,
             registry.base_urls(settings),
         )
         client.event_hooks["response"].append(observe)
-        github = GitHubClient(
-            settings,
-            client,
-            content_per_minute=pace,
-            clock=clock,
-            on_wait=lambda seconds: metrics.rate_limit_wait(seconds, "pacer"),
-        )
+        github = GitHubClient(settings, client, budget=content_budget, clock=clock)
         runtime = Runtime(
             settings=settings, store=the_store, http=client, github=github, metrics=metrics
         )

@@ -135,7 +135,8 @@ class Metrics:
         self._platform.labels(platform=platform[:20], status=_status_label(status)).inc()
 
     def rate_limit_wait(self, seconds: float, source: str = "github") -> None:
-        """A call waited `seconds` for a rate limit; `source`: github, pacer or a platform."""
+        """A call waited `seconds` for a rate limit; `source`: budget (GitHub's content
+        budget), remote or a platform."""
         label = source[:20]
         self._waits.labels(source=label).inc()
         self._waited.labels(source=label).inc(max(seconds, 0.0))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, Literal, Protocol
 
 from bot import fleet
@@ -50,7 +51,8 @@ class RemoteError(Exception):
 
 
 class GitHubError(RemoteError):
-    pass
+    # A primary rate limit (per installation, x-ratelimit-remaining: 0), not a secondary one.
+    primary: bool = False
 
 
 class PlatformError(RemoteError):
@@ -65,8 +67,30 @@ def is_transient_status(status: int) -> bool:
 # GitHub
 
 
+class Priority(IntEnum):
+    """Who gets GitHub's content budget first when it is short (lower goes first)."""
+
+    LINK = 0  # a new session's link comment (and the 👀 that goes with it)
+    REPLY = 1  # answers to people: refusals, help, status, stops, follow-up notes
+    FOLLOW = 2  # follow-through edits of a status comment while a session runs
+
+
+class BudgetShort(Exception):
+    """A content call that was asked not to wait found no slot in GitHub's budget; a slot
+    may be free at `retry_at` (epoch seconds)."""
+
+    def __init__(self, retry_at: float) -> None:
+        super().__init__(f"GitHub's content budget is spent until {retry_at:.1f}")
+        self.retry_at = retry_at
+
+
 class GitHub(Protocol):
-    """The REST calls the worker makes, each on behalf of one installation."""
+    """The REST calls the worker makes, each on behalf of one installation.
+
+    Content-creating calls (reactions, comments, edits) take their `priority` in GitHub's
+    content budget. With `wait` (the default) they wait for a slot; without, they raise
+    `BudgetShort` at once when none is free.
+    """
 
     async def create_reaction(
         self,
@@ -76,14 +100,29 @@ class GitHub(Protocol):
         content: str,
         issue: int | None = None,
         comment_id: int | None = None,
+        priority: Priority = Priority.REPLY,
+        wait: bool = True,
     ) -> None: ...
 
     async def create_comment(
-        self, installation_id: int, repo: str, issue: int, body: str
+        self,
+        installation_id: int,
+        repo: str,
+        issue: int,
+        body: str,
+        *,
+        priority: Priority = Priority.REPLY,
     ) -> int: ...
 
     async def update_comment(
-        self, installation_id: int, repo: str, comment_id: int, body: str
+        self,
+        installation_id: int,
+        repo: str,
+        comment_id: int,
+        body: str,
+        *,
+        priority: Priority = Priority.REPLY,
+        wait: bool = True,
     ) -> None: ...
 
     async def list_comments(self, installation_id: int, repo: str, issue: int) -> list[Comment]: ...
@@ -380,6 +419,33 @@ class Store(Protocol):
         ...
 
     async def budget_counts(self, org: str, repo: str, sender: str, now: float) -> fleet.Counts: ...
+
+    # GitHub's content budget, shared by every replica (bot.budget owns the policy).
+
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
+        """Take one slot of `key`'s budget if every window has room and no pause holds:
+        None when taken; otherwise when a slot may be free, and nothing written. One
+        transaction, so replicas never take the same slot. The grant is stamped with
+        `clock()` read as late as the store can (once it may write), not before waiting for
+        its lock: a stale stamp would let the window look emptier than GitHub sees it."""
+        ...
+
+    async def pause_budget(self, key: str, until: float) -> None:
+        """GitHub said to stop: no slot of `key` is given before `until`."""
+        ...
+
+
+@dataclass(frozen=True)
+class BudgetWindows:
+    """Sliding windows a slot must fit: at most `minute_limit` grants in the last
+    `minute_seconds`, and `hour_limit` in the last `hour_seconds`."""
+
+    minute_limit: int
+    minute_seconds: float
+    hour_limit: int
+    hour_seconds: float
 
 
 class Clock(Protocol):

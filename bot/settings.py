@@ -20,6 +20,7 @@ from bot import platforms
 
 PLATFORMS = platforms.NAMES
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SCOPES = ("app", "installation")
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
@@ -169,9 +170,14 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     lease_seconds: float = 120.0
-    # Content-creating GitHub calls (POST/PATCH) per minute per installation: under the
-    # secondary limit of 80 with a margin.
-    github_content_per_minute: float = 75.0
+    # GitHub's content budget (bot.budget): its secondary limit on content-creating calls,
+    # 80 a minute and 500 an hour, shared by every replica, for the App's bot user as a
+    # whole ("app") or per installation. The windows' lengths change only in benchmarks.
+    github_content_per_minute: int = 80
+    github_content_per_hour: int = 500
+    github_content_scope: str = "app"
+    github_content_minute_seconds: float = 60.0
+    github_content_hour_seconds: float = 3600.0
     env_file: str = ".env"
 
     @property
@@ -276,6 +282,9 @@ class Settings:
         status_token = get("STATUS_TOKEN")
         if status_token is not None and len(status_token) < 16:
             problems.append("STATUS_TOKEN must be at least 16 characters: a long random string")
+        scope = (get("GITHUB_CONTENT_SCOPE") or "app").lower()
+        if scope not in SCOPES:
+            problems.append(f"GITHUB_CONTENT_SCOPE={scope!r} is not one of {', '.join(SCOPES)}")
         settings = cls(
             app_id=get("APP_ID"),
             private_key=Secret(private_key) if private_key else None,
@@ -300,7 +309,11 @@ class Settings:
             max_attempts=int(number("MAX_ATTEMPTS", 8, int)),
             retry_base_seconds=number("RETRY_BASE_SECONDS", 2.0, float),
             lease_seconds=number("LEASE_SECONDS", 120.0, float),
-            github_content_per_minute=number("GITHUB_CONTENT_PER_MINUTE", 75.0, float),
+            github_content_per_minute=int(number("GITHUB_CONTENT_PER_MINUTE", 80, int)),
+            github_content_per_hour=int(number("GITHUB_CONTENT_PER_HOUR", 500, int)),
+            github_content_scope=scope,
+            github_content_minute_seconds=number("GITHUB_CONTENT_MINUTE_SECONDS", 60.0, float),
+            github_content_hour_seconds=number("GITHUB_CONTENT_HOUR_SECONDS", 3600.0, float),
             env_file=get("ENV_FILE") or ".env",
         )
         if problems:
@@ -340,6 +353,10 @@ ENV_VARS = (
     "RETRY_BASE_SECONDS",
     "LEASE_SECONDS",
     "GITHUB_CONTENT_PER_MINUTE",
+    "GITHUB_CONTENT_PER_HOUR",
+    "GITHUB_CONTENT_SCOPE",
+    "GITHUB_CONTENT_MINUTE_SECONDS",
+    "GITHUB_CONTENT_HOUR_SECONDS",
     "ENV_FILE",
     *(variable.name for variable in platforms.variables()),
 )

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot import budget
 from bot.handler import Handler
 from bot.logs import log
 from bot.ports import Job, LostLease, RemoteError, Store
@@ -72,7 +73,9 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
-        slots = asyncio.Semaphore(self.concurrency)
+        # Jobs waiting on GitHub's content budget are parked and free their slot (bot.budget).
+        slots = budget.Slots(self.concurrency)
+        budget.SLOTS.set(slots)
         while not self._stopping:
             await slots.acquire()
             if self._stopping:

@@ -23,7 +23,7 @@ from bot import messages
 from bot.events import CommentEvent, IssueEvent
 from bot.metrics import Metrics
 from bot.policy import Trigger
-from bot.ports import GitHub, GitHubError, Job, PlatformFactory, SessionRecord, Store
+from bot.ports import GitHub, GitHubError, Job, PlatformFactory, Priority, SessionRecord, Store
 
 OutcomeState = Literal["done", "failed", "again"]
 
@@ -50,7 +50,12 @@ def dispatch_id(job: Job) -> str:
     return f"gh-{job.delivery_id}"
 
 
-async def react(ctx: Context, target: Trigger | IssueEvent | CommentEvent, content: str) -> None:
+async def react(
+    ctx: Context,
+    target: Trigger | IssueEvent | CommentEvent,
+    content: str,
+    priority: Priority = Priority.REPLY,
+) -> None:
     """React on the comment that triggered, or on the issue when a label did."""
     if isinstance(target, Trigger):
         comment_id = target.comment_id
@@ -62,6 +67,7 @@ async def react(ctx: Context, target: Trigger | IssueEvent | CommentEvent, conte
         content=content,
         issue=None if comment_id else target.issue.number,
         comment_id=comment_id,
+        priority=priority,
     )
 
 
@@ -72,9 +78,16 @@ async def react_failure(ctx: Context, found: Trigger) -> None:
 
 
 async def edit_view(
-    ctx: Context, record: SessionRecord, view: dict[str, Any], status: str | None = None
+    ctx: Context,
+    record: SessionRecord,
+    view: dict[str, Any],
+    status: str | None = None,
+    *,
+    priority: Priority = Priority.REPLY,
+    wait: bool = True,
 ) -> None:
-    """Write `view` to the session's status comment and the store, if it changed."""
+    """Write `view` to the session's status comment and the store, if it changed. Without
+    `wait`, raises `BudgetShort` (and writes nothing) when GitHub's budget has no slot."""
     if view == record.view:
         return
     if record.comment_id is not None and record.installation_id is not None:
@@ -83,6 +96,8 @@ async def edit_view(
             record.repo,
             record.comment_id,
             messages.status_comment(view, record.dispatch_id),
+            priority=priority,
+            wait=wait,
         )
     await ctx.store.update_session(record.dispatch_id, status or record.status, view)
 

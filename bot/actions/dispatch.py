@@ -32,6 +32,7 @@ from bot.ports import (
     GitHubError,
     MissingCredentials,
     PlatformError,
+    Priority,
     Session,
     SessionPlatform,
     SessionRecord,
@@ -109,7 +110,8 @@ async def dispatch(
 
     if not progress.journal.reported:
         notes = progress.journal.fell_back
-        comment_id = await status.post(_link_comment(session, decision, request, ident, notes))
+        link = _link_comment(session, decision, request, ident, notes)
+        comment_id = await status.post(link, Priority.LINK)
         # Recorded once its comment exists, so whoever edits the session next (the poller,
         # a follow-up, a stop) finds the comment; recording twice is a no-op.
         await _record(ctx, decision, request, session, ident, comment_id, notes)
@@ -154,7 +156,7 @@ async def dispatch(
 async def _eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
     if progress.journal.reacted:
         return
-    await react(ctx, found, "eyes")
+    await react(ctx, found, "eyes", Priority.LINK)  # the link comment waits for it
     await progress.write(dataclasses.replace(progress.journal, reacted=True))
 
 
@@ -183,7 +185,7 @@ async def _create_announced(
     done, _ = await asyncio.wait({creating}, timeout=STARTING_AFTER)
     if not done and status.comment_id is None:
         with contextlib.suppress(GitHubError):
-            await status.post(messages.starting(platform.name, who, status.ident))
+            await status.post(messages.starting(platform.name, who, status.ident), Priority.LINK)
     return await creating
 
 

@@ -13,7 +13,7 @@ from bot.actions import Context, Outcome, dispatch_id, edit_view, react
 from bot.actions.usage import note
 from bot.journal import Progress
 from bot.logs import log
-from bot.ports import PlatformError
+from bot.ports import PlatformError, Priority
 from bot.sanitize import clean
 
 logger = logging.getLogger("bot.actions.follow_up")
@@ -25,7 +25,7 @@ async def follow_up(
     found, record = decision.trigger, decision.session
     assert found.command is not None
     if not progress.journal.reacted:
-        await react(ctx, found, "eyes")
+        await react(ctx, found, "eyes", Priority.REPLY)
         await progress.write(dataclasses.replace(progress.journal, reacted=True))
     if not progress.journal.message_sent:
         platform = ctx.platforms(record.platform)
@@ -40,6 +40,7 @@ async def follow_up(
                 found.repository.full_name,
                 found.issue.number,
                 messages.follow_up_failed(record, exc.message),
+                priority=Priority.REPLY,
             )
             await _note(ctx, decision, progress, "refused", exc.message)
             return Outcome("failed", exc.message)
@@ -49,7 +50,8 @@ async def follow_up(
     note = f"📨 follow-up from @{found.sender.login} sent to the session ({stamp})"
     notes = list(record.view.get("notes", []))
     if note not in notes:
-        await edit_view(ctx, record, {**record.view, "notes": [*notes, note]})
+        view = {**record.view, "notes": [*notes, note]}
+        await edit_view(ctx, record, view, priority=Priority.REPLY)
     log(logger, "session.follow_up", session_id=record.session_id, **fields)
     return Outcome("done", "follow-up sent")
 

@@ -13,6 +13,7 @@ from bot.actions import Context, Outcome, react
 from bot.events import CommentEvent, IssueEvent
 from bot.journal import Progress
 from bot.logs import log
+from bot.ports import Priority
 from bot.repo_config import ConfigError, RepoConfig, merge
 
 logger = logging.getLogger("bot.actions.reply")
@@ -28,9 +29,11 @@ async def reply(
         await progress.write(dataclasses.replace(progress.journal, replied=True))
         return
     if answer.reaction and not progress.journal.reply_reacted:
-        await react(ctx, event, answer.reaction)
+        await react(ctx, event, answer.reaction, Priority.REPLY)
         await progress.write(dataclasses.replace(progress.journal, reply_reacted=True))
-    await ctx.github.create_comment(event.installation_id, repo, issue, messages.render(answer))
+    await ctx.github.create_comment(
+        event.installation_id, repo, issue, messages.render(answer), priority=Priority.REPLY
+    )
     await progress.write(dataclasses.replace(progress.journal, replied=True))
 
 

@@ -7,6 +7,7 @@ import dataclasses
 from bot import messages
 from bot.actions import Context, dispatch_id
 from bot.journal import Progress
+from bot.ports import Priority
 
 
 class StatusComment:
@@ -30,7 +31,7 @@ class StatusComment:
     def comment_id(self) -> int | None:
         return self.progress.journal.status_comment_id
 
-    async def post(self, body: str) -> int:
+    async def post(self, body: str, priority: Priority = Priority.REPLY) -> int:
         installation, repo, number = self.installation, self.repo, self.issue
         journal = self.progress.journal
         comment_id = journal.status_comment_id
@@ -39,10 +40,14 @@ class StatusComment:
             if comment_id is not None:
                 await self._remember(comment_id)
         if comment_id is not None:
-            await self.ctx.github.update_comment(installation, repo, comment_id, body)
+            await self.ctx.github.update_comment(
+                installation, repo, comment_id, body, priority=priority
+            )
             return comment_id
         await self.progress.write(dataclasses.replace(journal, status_comment_pending=True))
-        comment_id = await self.ctx.github.create_comment(installation, repo, number, body)
+        comment_id = await self.ctx.github.create_comment(
+            installation, repo, number, body, priority=priority
+        )
         await self._remember(comment_id)
         return comment_id
 

@@ -12,7 +12,7 @@ from bot.actions import Context, Outcome, dispatch_id, edit_view, react
 from bot.actions.usage import note
 from bot.journal import Progress
 from bot.logs import log
-from bot.ports import MissingCredentials, PlatformError, SessionRecord
+from bot.ports import MissingCredentials, PlatformError, Priority, SessionRecord
 
 logger = logging.getLogger("bot.actions.stop")
 
@@ -30,7 +30,7 @@ async def stop(
 ) -> Outcome:
     found = decision.trigger
     if found.comment_id is not None and not progress.journal.reacted:
-        await react(ctx, found, "eyes")
+        await react(ctx, found, "eyes", Priority.REPLY)
         await progress.write(dataclasses.replace(progress.journal, reacted=True))
     why = (
         f"stopped by @{found.sender.login}"
@@ -48,7 +48,7 @@ async def stop(
             stopped = (*progress.journal.stopped, record.dispatch_id)
             await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
         view = {**record.view, "phase": "stopped", "reason": why}
-        await edit_view(ctx, record, view, "stopped")
+        await edit_view(ctx, record, view, "stopped", priority=Priority.REPLY)
         await ctx.store.end_reservation(record.dispatch_id, "ended")
         await note(
             ctx,
@@ -80,6 +80,7 @@ async def stop(
             found.repository.full_name,
             found.issue.number,
             messages.cannot_stop(unstoppable),
+            priority=Priority.REPLY,
         )
         await progress.write(dataclasses.replace(progress.journal, told_unstoppable=True))
     return Outcome("done", why)

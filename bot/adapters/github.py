@@ -1,9 +1,10 @@
 """GitHub's REST API for the App: JWT, installation tokens, the calls the worker makes.
 
 Owns authentication, caching (tokens until shortly before they expire, config files by
-ETag, permissions for a few minutes, the App's bot login), pacing of content-creating
-calls, and mapping HTTP answers to `GitHubError`. Every comment body it sends passes the
-secret scrubber first. It decides nothing about issues.
+ETag, permissions for a few minutes, the App's bot login), taking each content-creating
+call's slot in GitHub's content budget (`bot.budget`), watching the primary limit, and
+mapping HTTP answers to `GitHubError`. Every comment body it sends passes the secret
+scrubber first. It decides nothing about issues.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import httpx
 import jwt
 
 from bot import __version__, logs
+from bot.budget import Budget, PrimaryLimit, budget_key, parked
 from bot.events import Comment, User, comment_from
 from bot.logs import Scrubber
-from bot.ports import GitHubError, is_transient_status
+from bot.ports import BudgetShort, GitHubError, Priority, is_transient_status
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ TOKEN_REFRESH_MARGIN = 5 * 60  # renew an installation token this long before it
 CONFIG_TTL = 60.0  # a changed .github/tembo.yml is seen within a minute
 PERMISSION_TTL = 300.0
 MAX_COMMENT_PAGES = 10
+# A content call refused for a secondary limit is tried again this often (each time after
+# the pause GitHub asked for) before the job's own retry takes over.
+LIMITED_TRIES = 3
+CONTENT_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 def app_jwt(app_id: str, private_key: str, now: float | None = None) -> str:
@@ -55,6 +61,12 @@ def _retry_after(response: httpx.Response, now: float) -> float | None:
     return None
 
 
+def secondary_limit(error: GitHubError) -> bool:
+    """A 403/429 that is a rate limit, and not the primary one (which is per installation
+    and says x-ratelimit-remaining: 0): it pauses the whole content budget."""
+    return error.status in (403, 429) and error.retry_after is not None and not error.primary
+
+
 def error_for(response: httpx.Response, now: float | None = None) -> GitHubError:
     now = time.time() if now is None else now
     try:
@@ -65,15 +77,18 @@ def error_for(response: httpx.Response, now: float | None = None) -> GitHubError
     retry_after = _retry_after(response, now)
     # A 403 is a rate limit when GitHub says so; otherwise it is a missing permission.
     limited = status == 403 and (retry_after is not None or "rate limit" in message.lower())
-    if limited and retry_after is None:
+    if (limited or status == 429) and retry_after is None:
         retry_after = 60.0  # GitHub's advice for secondary limits without a Retry-After
     transient = limited or is_transient_status(status)
-    return GitHubError(
+    error = GitHubError(
         f"GitHub answered {status}: {message or response.reason_phrase}",
         status=status,
         transient=transient,
         retry_after=retry_after,
     )
+    headers = response.headers
+    error.primary = headers.get("x-ratelimit-remaining") == "0" and "retry-after" not in headers
+    return error
 
 
 @dataclass
@@ -81,37 +96,6 @@ class _Cached:
     value: Any
     at: float
     etag: str | None = None
-
-
-class Pacer:
-    """Spaces content-creating calls per installation to stay under the secondary limit
-    (80 a minute). A call waits for its turn instead of being refused."""
-
-    def __init__(
-        self,
-        per_minute: float,
-        clock: Callable[[], float] = time.monotonic,
-        on_wait: Callable[[float], None] | None = None,
-    ) -> None:
-        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
-        self._next: dict[int, float] = {}
-        self._clock = clock
-        self._on_wait = on_wait
-
-    async def wait(self, key: int) -> None:
-        if not self.interval:
-            return
-        now = self._clock()
-        slot = max(now, self._next.get(key, now))
-        self._next[key] = slot + self.interval
-        if slot > now:
-            if self._on_wait is not None:
-                self._on_wait(slot - now)
-            await asyncio.sleep(slot - now)
-
-    def push_back(self, key: int, seconds: float) -> None:
-        """GitHub asked to wait: no call for this installation before then."""
-        self._next[key] = max(self._next.get(key, 0.0), self._clock() + seconds)
 
 
 class GitHubClient:
@@ -122,9 +106,8 @@ class GitHubClient:
         settings: Settings,
         http: httpx.AsyncClient,
         *,
-        content_per_minute: float = 75.0,
+        budget: Budget | None = None,
         clock: Callable[[], float] = time.time,
-        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.base = settings.github_api_url
         self._app_id = settings.app_id
@@ -139,7 +122,10 @@ class GitHubClient:
         # Comments are public: whatever reaches one is scrubbed of every secret the
         # process knows, including tokens it minted itself.
         self.scrub = Scrubber(settings.secrets())
-        self.pacer = Pacer(content_per_minute, on_wait=on_wait)
+        # None: no budget at all (tests that are not about it).
+        self.budget = budget
+        self._scope = settings.github_content_scope
+        self.primary = PrimaryLimit()
 
     # -- authentication -------------------------------------------------------
 
@@ -193,6 +179,7 @@ class GitHubClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
+        installation_id: int | None = None,
     ) -> httpx.Response:
         url = path if path.startswith("http") else f"{self.base}{path}"
         try:
@@ -215,6 +202,8 @@ class GitHubClient:
                 transient=True,
                 ambiguous=method != "GET",
             ) from exc
+        if installation_id is not None:
+            self.primary.observe(installation_id, response.headers, self._clock())
         if response.status_code >= 400 and response.status_code != 404:
             raise error_for(response, self._clock())
         return response
@@ -250,21 +239,47 @@ class GitHubClient:
         return response.json() if response.content else None
 
     async def _request(
-        self, installation_id: int, method: str, path: str, **kwargs: Any
+        self,
+        installation_id: int,
+        method: str,
+        path: str,
+        *,
+        priority: Priority = Priority.REPLY,
+        wait: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
         token = await self.installation_token(installation_id)
-        if method != "GET":
-            await self.pacer.wait(installation_id)
-        try:
-            return await self._send(method, path, f"token {token}", **kwargs)
-        except GitHubError as exc:
-            if exc.retry_after:
-                self.pacer.push_back(installation_id, exc.retry_after)
-            if exc.status == 401:
-                # The token was revoked or the installation changed: fetch a new one next time.
-                self._tokens.pop(installation_id, None)
-                exc.transient = True
-            raise
+        content = method in CONTENT_METHODS and self.budget is not None
+        key = budget_key(self._scope, self._app_id, installation_id)
+        for attempt in range(1, LIMITED_TRIES + 1):
+            await self._primary_wait(installation_id)
+            if content and self.budget is not None:
+                await self.budget.take(key, priority, wait=wait)
+            try:
+                return await self._send(
+                    method, path, f"token {token}", installation_id=installation_id, **kwargs
+                )
+            except GitHubError as exc:
+                if exc.status == 401:
+                    # The token was revoked or the installation changed: fetch a new one.
+                    self._tokens.pop(installation_id, None)
+                    exc.transient = True
+                if not (content and self.budget is not None and secondary_limit(exc)):
+                    raise
+                # Every caller of every replica stops until GitHub's pause ends.
+                assert exc.retry_after is not None
+                await self.budget.pause(key, exc.retry_after)
+                if not wait:
+                    raise BudgetShort(self._clock() + exc.retry_after) from exc
+                if attempt == LIMITED_TRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _primary_wait(self, installation_id: int) -> None:
+        delay = self.primary.delay(installation_id, self._clock())
+        if delay > 0:
+            async with parked():
+                await asyncio.sleep(delay)
 
     async def _json(self, installation_id: int, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(installation_id, method, path, **kwargs)
@@ -282,30 +297,52 @@ class GitHubClient:
         content: str,
         issue: int | None = None,
         comment_id: int | None = None,
+        priority: Priority = Priority.REPLY,
+        wait: bool = True,
     ) -> None:
         if comment_id is not None:
             path = f"/repos/{repo}/issues/comments/{comment_id}/reactions"
         else:
             path = f"/repos/{repo}/issues/{issue}/reactions"
-        await self._json(installation_id, "POST", path, json={"content": content})
+        await self._json(
+            installation_id, "POST", path, json={"content": content}, priority=priority, wait=wait
+        )
 
-    async def create_comment(self, installation_id: int, repo: str, issue: int, body: str) -> int:
+    async def create_comment(
+        self,
+        installation_id: int,
+        repo: str,
+        issue: int,
+        body: str,
+        *,
+        priority: Priority = Priority.REPLY,
+    ) -> int:
         data = await self._json(
             installation_id,
             "POST",
             f"/repos/{repo}/issues/{issue}/comments",
             json={"body": self.scrub(body)},
+            priority=priority,
         )
         return int(data["id"])
 
     async def update_comment(
-        self, installation_id: int, repo: str, comment_id: int, body: str
+        self,
+        installation_id: int,
+        repo: str,
+        comment_id: int,
+        body: str,
+        *,
+        priority: Priority = Priority.REPLY,
+        wait: bool = True,
     ) -> None:
         await self._json(
             installation_id,
             "PATCH",
             f"/repos/{repo}/issues/comments/{comment_id}",
             json={"body": self.scrub(body)},
+            priority=priority,
+            wait=wait,
         )
 
     async def list_comments(self, installation_id: int, repo: str, issue: int) -> list[Comment]:

@@ -10,10 +10,11 @@ wires it to asyncpg, and keeps inline only the `CREATE SCHEMA` whose name it mus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ import asyncpg
 from bot import fleet
 from bot.adapters.sql import migrations, queries
 from bot.ledger import LedgerRow
-from bot.ports import Job, LostLease, SessionRecord
+from bot.ports import BudgetWindows, Job, LostLease, SessionRecord
 
 Q = queries("postgres")
 
@@ -62,9 +63,19 @@ class _Pool(_Connection, Protocol):
 
     async def close(self) -> None: ...
 
+    async def expire_connections(self) -> None: ...
+
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+async def _prepare_budget(conn: _Connection) -> None:
+    """Have each new connection prepare the budget statement (a NULL key takes nothing),
+    so the clock `take_budget` reads is never followed by a prepare round trip: a grant
+    stamped before a slow first prepare would look older than GitHub sees it."""
+    with contextlib.suppress(asyncpg.UndefinedFunctionError):  # not migrated yet
+        await conn.fetchval(Q["take_budget"], None, 0.0, 1, 0.0, 1, 0.0)
 
 
 def _rowcount(status: str) -> int:
@@ -89,6 +100,7 @@ class PostgresStore:
                 settings = {} if self.schema is None else {"search_path": quote_ident(self.schema)}
                 pool: _Pool = await asyncpg.create_pool(
                     self.url,
+                    init=_prepare_budget,
                     min_size=1,
                     max_size=10,
                     timeout=10,  # seconds to connect: a health check must not hang
@@ -126,11 +138,16 @@ class PostgresStore:
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
             await conn.execute(Q["create_schema_version"])
             done = {row[0] for row in await conn.fetch(Q["applied_versions"])}
+            applied = False
             for version, sql in migrations("postgres"):
                 if version in done:
                     continue
                 await conn.execute(sql)  # no arguments: several statements are allowed
                 await conn.execute(Q["record_version"], version, time.time())
+                applied = True
+        if applied:
+            # Connections opened before the budget function existed could not prepare it.
+            await (await self._connect()).expire_connections()
 
     async def schema_version(self) -> int:
         pool = await self._connect()
@@ -453,6 +470,30 @@ class PostgresStore:
         pool = await self._connect()
         reservation = fleet.Reservation(dispatch_id="", org=org, repo=repo, sender=sender)
         return await _counts(pool, reservation, now)
+
+    # -- GitHub's content budget ---------------------------------------------
+
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
+        pool = await self._connect()
+        async with pool.acquire() as conn:
+            # The clock is read just before the statement goes out (asyncpg prepares it
+            # once per connection, then only binds it); the function adds its lock wait.
+            retry_at = await conn.fetchval(
+                Q["take_budget"],
+                key,
+                clock(),
+                windows.minute_limit,
+                windows.minute_seconds,
+                windows.hour_limit,
+                windows.hour_seconds,
+            )
+        return None if retry_at is None else float(retry_at)
+
+    async def pause_budget(self, key: str, until: float) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["pause_budget"], key, until)
 
 
 async def _counts(conn: _Connection, reservation: fleet.Reservation, now: float) -> fleet.Counts:

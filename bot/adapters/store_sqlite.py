@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot import fleet
+from bot import budget, fleet
 from bot.adapters.sql import migrations, queries
 from bot.ledger import LedgerRow
-from bot.ports import Job, LostLease, SessionRecord
+from bot.ports import BudgetWindows, Job, LostLease, SessionRecord
 
 T = TypeVar("T")
 Q = queries("sqlite")
@@ -421,6 +421,28 @@ class SQLiteStore:
     async def budget_counts(self, org: str, repo: str, sender: str, now: float) -> fleet.Counts:
         reservation = fleet.Reservation(dispatch_id="", org=org, repo=repo, sender=sender)
         return await self._run(lambda db: _counts(db, reservation, now))
+
+    # -- GitHub's content budget ---------------------------------------------
+
+    async def take_budget(
+        self, key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
+        def take(db: sqlite3.Connection) -> float | None:
+            # Inside BEGIN IMMEDIATE: the write lock is ours, so now is the grant's moment.
+            now = clock()
+            row = db.execute(Q["read_budget"], {"key": key}).fetchone()
+            grants, paused = (json.loads(row[0]), float(row[1])) if row else ([], 0.0)
+            decision = budget.take(grants, paused, now, windows)
+            if not decision.granted:
+                return decision.retry_at  # nothing written: a refusal costs no write
+            db.execute(Q["write_budget"], {"key": key, "grants": json.dumps(decision.kept)})
+            return None
+
+        return await self._run(take)
+
+    async def pause_budget(self, key: str, until: float) -> None:
+        params = {"key": key, "until": until}
+        await self._run(lambda db: db.execute(Q["pause_budget"], params))
 
 
 def _counts(db: sqlite3.Connection, reservation: fleet.Reservation, now: float) -> fleet.Counts:

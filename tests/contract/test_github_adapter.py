@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import jwt
 import pytest
 
-from bot.adapters.github import GitHubClient, Pacer, app_jwt, error_for
-from bot.ports import GitHubError
+from bot.adapters.github import GitHubClient, app_jwt, error_for
+from bot.adapters.store_sqlite import SQLiteStore
+from bot.budget import Budget, Limits
+from bot.ports import BudgetShort, GitHubError, Priority
 from bot.settings import Settings
 from tests.support.app import Clock, KeyPair
 from tests.support.fakes.github import FakeGitHub
@@ -32,7 +36,7 @@ def test_app_jwt_is_rs256_with_backdated_iat_and_short_expiry(app_key: KeyPair) 
 
 def client(settings: Settings, github: FakeGitHub, clock: Clock) -> GitHubClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(github))
-    return GitHubClient(settings, http, content_per_minute=0, clock=clock)
+    return GitHubClient(settings, http, clock=clock)
 
 
 async def test_token_is_cached_until_shortly_before_it_expires(
@@ -125,34 +129,91 @@ def test_error_mapping(answer: httpx.Response, transient: bool, retry_after: flo
     assert error.retry_after == retry_after
 
 
-async def test_a_secondary_limit_holds_back_the_installations_next_calls() -> None:
+async def budgeted(
+    settings: Settings, github: FakeGitHub, clock: Clock, tmp_path: Path, limits: Limits
+) -> tuple[GitHubClient, SQLiteStore]:
+    """A client whose content calls take slots of a budget kept in a real store; waiting
+    moves the hand clock instead of sleeping."""
+    store = SQLiteStore(str(tmp_path / "budget.db"))
+    await store.migrate()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    budget = Budget(store, limits, clock=clock, sleep=sleep)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(github))
+    return GitHubClient(settings, http, budget=budget, clock=clock), store
+
+
+async def test_a_secondary_limit_pauses_the_budget_and_the_call_goes_after_the_pause(
+    settings: Settings, github: FakeGitHub, tmp_path: Path
+) -> None:
     clock = Clock()
-    pacer = Pacer(60.0, clock=clock)
-    pacer.push_back(1, 30.0)
-    assert pacer._next[1] == pytest.approx(clock.now + 30.0)
+    github.clock = clock
+    gh, store = await budgeted(settings, github, clock, tmp_path, Limits())
+    answered: list[float] = []
+
+    def limited_once(request: httpx.Request) -> httpx.Response | None:
+        if request.method != "POST" or request.url.path.startswith("/app"):
+            return None
+        answered.append(clock.now)
+        if len(answered) == 1:
+            message = {"message": "You have exceeded a secondary rate limit."}
+            return httpx.Response(403, json=message, headers={"retry-after": "30"})
+        return None
+
+    github.fault = limited_once
+    await gh.create_comment(1, REPO, 1, "hi", priority=Priority.LINK)
+    assert len(answered) == 2
+    assert answered[1] >= answered[0] + 30
+    # The pause is in the store: a call of another process would have waited too.
+    key = f"app:{settings.app_id}"
+    limits = Limits().windows(Priority.LINK)
+    retry_at = await store.take_budget(key, lambda: answered[0] + 29, limits)
+    assert retry_at == pytest.approx(answered[0] + 30)
+    await store.close()
 
 
-async def test_pacer_spaces_content_calls_per_installation() -> None:
-    waits: list[float] = []
+async def test_a_call_told_not_to_wait_finds_no_slot_and_says_when(
+    settings: Settings, github: FakeGitHub, tmp_path: Path
+) -> None:
     clock = Clock()
-    pacer = Pacer(120.0, clock=clock)  # one call every 0.5 s
+    github.clock = clock
+    limits = Limits(per_minute=2, per_hour=100)
+    gh, store = await budgeted(settings, github, clock, tmp_path, limits)
+    await gh.create_comment(1, REPO, 1, "one", priority=Priority.LINK)
+    await gh.create_comment(2, REPO, 1, "two", priority=Priority.LINK)
+    with pytest.raises(BudgetShort) as short:
+        await gh.update_comment(1, REPO, 1000, "edit", priority=Priority.FOLLOW, wait=False)
+    assert short.value.retry_at > clock.now
+    assert github.count("PATCH", r"/repos/.*") == 0
+    await store.close()
 
-    import asyncio
 
-    real_sleep = asyncio.sleep
+async def test_a_primary_limit_answer_does_not_pause_the_shared_budget(
+    settings: Settings, github: FakeGitHub, tmp_path: Path
+) -> None:
+    clock = Clock()
+    github.clock = clock
+    gh, store = await budgeted(settings, github, clock, tmp_path, Limits())
 
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await real_sleep(0)
+    def exhausted(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.startswith("/app"):
+            return None
+        headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(clock.now) + 600)}
+        return httpx.Response(403, json={"message": "API rate limit exceeded"}, headers=headers)
 
-    asyncio.sleep = fake_sleep  # type: ignore[assignment]
-    try:
-        for _ in range(3):
-            await pacer.wait(1)
-        await pacer.wait(2)  # another installation has its own budget
-    finally:
-        asyncio.sleep = real_sleep
-    assert waits == [pytest.approx(0.5), pytest.approx(1.0)]
+    github.fault = exhausted
+    with pytest.raises(GitHubError) as raised:
+        await gh.create_comment(1, REPO, 1, "hi")
+    assert raised.value.primary and raised.value.transient
+    # Other installations still have the App's content budget.
+    key = f"app:{settings.app_id}"
+    assert await store.take_budget(key, clock, Limits().windows(Priority.LINK)) is None
+    # This installation's next call waits for the reset.
+    assert gh.primary.delay(1, clock.now) == pytest.approx(600, abs=1)
+    assert gh.primary.delay(2, clock.now) == 0
+    await store.close()
 
 
 async def test_ghes_base_path_is_used_for_every_call(app_key: KeyPair, settings: Settings) -> None:

@@ -19,7 +19,7 @@ from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
 from bot.adapters.store_postgres import PostgresStore
 from bot.adapters.store_sqlite import SQLiteStore
-from bot.ports import LostLease, SessionRecord
+from bot.ports import BudgetWindows, LostLease, SessionRecord
 from tests.support.stores import AnyStore, Backend
 
 pytestmark = pytest.mark.anyio
@@ -557,3 +557,64 @@ async def test_the_same_worker_claiming_again_gets_a_new_lease(store: AnyStore) 
     with pytest.raises(LostLease):
         await store.finish(first, NOW + LEASE + 1)
     await store.finish(second, NOW + LEASE + 1)
+
+
+# -- GitHub's content budget ---------------------------------------------------
+
+
+def at(now: float) -> Callable[[], float]:
+    return lambda: now
+
+
+def approx(when: float) -> object:
+    # PostgreSQL adds the time the grant spent in the server (microseconds here).
+    return pytest.approx(when, abs=0.1)
+
+
+BUDGET = BudgetWindows(minute_limit=3, minute_seconds=60.0, hour_limit=5, hour_seconds=3600.0)
+
+
+async def test_budget_grants_until_a_window_is_full_then_says_when(store: AnyStore) -> None:
+    for n in range(3):
+        assert await store.take_budget("app:1", at(NOW + n), BUDGET) is None
+    assert await store.take_budget("app:1", at(NOW + 10), BUDGET) == approx(NOW + 60)
+    # A refusal took nothing: the slot frees when the first grant leaves the minute.
+    assert await store.take_budget("app:1", at(NOW + 60.5), BUDGET) is None
+    assert await store.take_budget("app:1", at(NOW + 61.5), BUDGET) is None
+    # Five in the hour now, although the minute has room.
+    assert await store.take_budget("app:1", at(NOW + 200), BUDGET) == approx(NOW + 3600)
+
+
+async def test_budget_keys_are_apart(store: AnyStore) -> None:
+    for n in range(3):
+        assert await store.take_budget("installation:1", at(NOW + n), BUDGET) is None
+    assert await store.take_budget("installation:1", at(NOW + 5), BUDGET) is not None
+    assert await store.take_budget("installation:2", at(NOW + 5), BUDGET) is None
+
+
+async def test_a_budget_pause_refuses_every_slot_until_it_ends(store: AnyStore) -> None:
+    await store.pause_budget("app:1", NOW + 30)
+    await store.pause_budget("app:1", NOW + 10)  # an earlier end never shortens a pause
+    assert await store.take_budget("app:1", at(NOW), BUDGET) == approx(NOW + 30)
+    assert await store.take_budget("app:1", at(NOW + 30), BUDGET) is None
+
+
+async def test_replicas_taking_budget_at_once_never_overfill_a_window(backend: Backend) -> None:
+    """Eight stores (separate pools on PostgreSQL, as replicas) race for one key's slots
+    at the same instant: exactly the window's limit is granted."""
+    first = backend.open()
+    await first.migrate()
+    windows = BudgetWindows(minute_limit=40, minute_seconds=60, hour_limit=500, hour_seconds=3600)
+    granted: list[bool] = []
+
+    async def replica() -> None:
+        store = backend.open()
+        for _ in range(10):
+            granted.append(await store.take_budget("app:1", at(NOW), windows) is None)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(replica)
+    assert granted.count(True) == 40
+    assert len(granted) == 80

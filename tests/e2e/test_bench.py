@@ -7,6 +7,7 @@ violation — never timing: the figures belong in bench/README.md, not in a test
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,24 @@ def test_bench_ingest_runs_clean_against_probot(tmp_path: Path) -> None:
     assert_clean(ingest.PROBOT, entry)
 
 
-def test_bench_burst_dispatches_each_issue_once_within_the_limit(tmp_path: Path) -> None:
-    argv = ["--issues=20", "--repos=4", "--installations=2", "--scale=60", "--timeout=60"]
-    assert burst.main([*argv, f"--results={tmp_path}"]) == 0
-    data = results(tmp_path, "burst")
+def test_bench_burst_dispatches_each_issue_once_within_both_windows() -> None:
+    # Two replicas on PostgreSQL (skipped, saying why, when none answers), windows shrunk
+    # so 40 content calls need several of each.
+    argv = ["--issues=20", "--repos=4", "--installations=2", "--replicas=2", "--timeout=60"]
+    argv += ["--minute=0.5", "--hour=2", "--per-minute=8", "--per-hour=25"]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            code = burst.main([*argv, f"--results={tmp}"])
+        except SystemExit as exc:
+            pytest.skip(f"!!! bench-burst NOT RUN: {exc} !!!")
+        assert code == 0
+        data = results(Path(tmp), "burst")
     assert data["ingest"]["statuses"] == {"202": 20}
     assert data["sessions"] == 20
     assert data["duplicates"] == 0
     assert data["linked_issues"] == 20
     assert data["violations"] == 0
-    assert data["jobs"]["delivery"] == {"done": 20}
+    assert data["content_calls_per_dispatch"] == 2.0
+    assert data["jobs"] == {"done": 20}
     assert data["contract_errors"] == []
-    assert data["wall_s"] is not None
+    assert data["wall_s"] is not None and data["sessions_s"] is not None

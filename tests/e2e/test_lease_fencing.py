@@ -52,7 +52,7 @@ def transport(
 def replica(
     store: AnyStore, settings: Settings, http: httpx.AsyncClient, clock: Clock, name: str
 ) -> Worker:
-    github = GitHubClient(settings, http, content_per_minute=0, clock=clock)
+    github = GitHubClient(settings, http, clock=clock)  # no content budget
     ctx = Context(github, store, platform_factory(settings, http), clock)
     handler = Handler(ctx, RepoConfig.defaults(settings))
     return Worker(store, handler, concurrency=1, lease_seconds=LEASE, clock=clock, name=name)

@@ -363,6 +363,7 @@ def app_env(
         "LEASE_SECONDS": "2",
         "RETRY_BASE_SECONDS": "0.05",
         "GITHUB_CONTENT_PER_MINUTE": "100000",
+        "GITHUB_CONTENT_PER_HOUR": "100000",
         "LOG_LEVEL": "warning",
         "LOG_FORMAT": "json",
         "ENV_FILE": str(folder / ".env"),

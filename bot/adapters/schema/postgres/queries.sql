@@ -231,3 +231,13 @@ VALUES ($1, $2, $3, $4, $5, $6);
 -- name: end_reservation
 -- $1 dispatch_id, $2 state (ended | released)
 UPDATE budget_reservations SET state = $2 WHERE dispatch_id = $1 AND state = 'held';
+
+-- name: take_budget
+-- $1 key, $2 now, $3 minute limit, $4 minute seconds, $5 hour limit, $6 hour seconds
+SELECT github_budget_take($1, $2, $3, $4, $5, $6);
+
+-- name: pause_budget
+-- $1 key, $2 until
+INSERT INTO github_budget (key, paused_until) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE
+SET paused_until = GREATEST(github_budget.paused_until, excluded.paused_until);

@@ -164,3 +164,14 @@ VALUES (:dispatch_id, :org, :repo, :sender, :now, :forced);
 -- name: end_reservation
 -- ended: the session is over (still counts for its day); released: never started.
 UPDATE budget_reservations SET state = :state WHERE dispatch_id = :dispatch_id AND state = 'held';
+
+-- name: read_budget
+SELECT grants, paused_until FROM github_budget WHERE key = :key;
+
+-- name: write_budget
+INSERT INTO github_budget (key, grants) VALUES (:key, :grants)
+ON CONFLICT (key) DO UPDATE SET grants = excluded.grants;
+
+-- name: pause_budget
+INSERT INTO github_budget (key, paused_until) VALUES (:key, :until)
+ON CONFLICT (key) DO UPDATE SET paused_until = MAX(paused_until, excluded.paused_until);
