@@ -26,12 +26,15 @@ def serve(settings: Settings, *, run_worker: bool) -> int:
     import uvicorn
 
     from bot.app import create_app
+    from bot.serve import GuardedProtocol
 
     app = create_app(settings, run_worker=run_worker)
+    GuardedProtocol.request_timeout = settings.webhook_body_timeout
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
+        http=GuardedProtocol,
         log_config=None,  # our JSON logging, not uvicorn's
         access_log=False,
         timeout_graceful_shutdown=15,

@@ -105,6 +105,9 @@ class Settings:
     # Content-creating GitHub calls (POST/PATCH) per minute per installation: under the
     # secondary limit of 80 with a margin.
     github_content_per_minute: float = 75.0
+    # Ingest: seconds to receive a body once its headers are in; requests read at once.
+    webhook_body_timeout: float = 10.0
+    webhook_max_pending: int = 64
     env_file: str = ".env"
 
     @property
@@ -235,6 +238,8 @@ class Settings:
             retry_base_seconds=number("RETRY_BASE_SECONDS", 2.0, float),
             lease_seconds=number("LEASE_SECONDS", 120.0, float),
             github_content_per_minute=number("GITHUB_CONTENT_PER_MINUTE", 75.0, float),
+            webhook_body_timeout=number("WEBHOOK_BODY_TIMEOUT", 10.0, float),
+            webhook_max_pending=int(number("WEBHOOK_MAX_PENDING", 64, int)),
             env_file=get("ENV_FILE") or ".env",
         )
         if problems:
@@ -292,5 +297,7 @@ ENV_VARS = (
     "RETRY_BASE_SECONDS",
     "LEASE_SECONDS",
     "GITHUB_CONTENT_PER_MINUTE",
+    "WEBHOOK_BODY_TIMEOUT",
+    "WEBHOOK_MAX_PENDING",
     "ENV_FILE",
 )

@@ -6,13 +6,26 @@ Each builder loads a real example and changes only the fields it names.
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 INSTALLATION_ID = 4242
+# Every event GitHub sends is new in time: a fresh `updated_at` (and a fresh comment id),
+# which is what tells a new event from a replayed one. Builders stamp one each call.
+_MOMENTS = itertools.count(1)
+_EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+_COMMENT_IDS = itertools.count(492700400)
+
+
+def moment() -> str:
+    """A timestamp no earlier call returned, as GitHub writes them."""
+    at = _EPOCH + datetime.timedelta(seconds=next(_MOMENTS))
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @functools.cache
@@ -73,6 +86,7 @@ def labeled(
     payload = _place(fixture("issues.labeled.1.json"), repo, number, installation)
     payload["label"]["name"] = label
     payload["issue"]["labels"].append(dict(payload["label"]))
+    payload["issue"]["updated_at"] = moment()
     payload["sender"].update(login=sender, type=sender_type)
     payload["issue"]["comments"] = comments
     if title is not None:
@@ -91,6 +105,7 @@ def opened(labels: tuple[str, ...] = ("tembo",), **place: Any) -> dict[str, Any]
         place.get("installation", INSTALLATION_ID),
     )
     payload["issue"]["labels"] = [{"id": i, "name": name} for i, name in enumerate(labels)]
+    payload["issue"]["created_at"] = payload["issue"]["updated_at"] = moment()
     return payload
 
 
@@ -103,14 +118,17 @@ def comment(
     sender_type: str = "User",
     action: str = "created",
     on_pull_request: bool = False,
-    comment_id: int = 492700400,
+    comment_id: int | None = None,
     comments: int = 1,
     installation: int = INSTALLATION_ID,
 ) -> dict[str, Any]:
     """issue_comment.created (fixture issue_comment.created.1.json) with `body`."""
     payload = _place(fixture("issue_comment.created.1.json"), repo, number, installation)
     payload["action"] = action
-    payload["comment"].update(body=body, id=comment_id)
+    stamp = moment()
+    payload["comment"].update(
+        body=body, id=comment_id or next(_COMMENT_IDS), created_at=stamp, updated_at=stamp
+    )
     payload["comment"]["user"].update(login=sender, type=sender_type)
     payload["sender"].update(login=sender, type=sender_type)
     payload["issue"]["comments"] = comments
