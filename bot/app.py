@@ -62,6 +62,7 @@ def create_app(
     worker_name: str | None = None,
     content_per_minute: float | None = None,
     clock: Callable[[], float] = time.time,
+    on_queued: Callable[[], None] | None = None,
 ) -> Starlette:
     state: dict[str, Runtime] = {}
     metrics = Metrics()  # this app's own registry: several apps in one process never clash
@@ -128,7 +129,7 @@ def create_app(
                 max_pending=settings.webhook_max_pending,
             ),
             clock=clock,
-            on_queued=runtime.worker.notify if runtime.worker is not None else None,
+            on_queued=runtime.worker.notify if runtime.worker is not None else on_queued,
         )
         app.state.runtime = runtime
         log(

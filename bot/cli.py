@@ -22,18 +22,44 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def serve(settings: Settings, *, run_worker: bool) -> int:
+def serve(
+    settings: Settings,
+    *,
+    run_worker: bool,
+    processes: int = 1,
+    in_process: bool = False,
+    ingest_fd: int | None = None,
+    wake_fd: int | None = None,
+) -> int:
+    """Default: a supervisor with ingest and the worker in processes of their own
+    (bot/serve.py). `--no-worker` with one process, or `--in-process`, serve from this
+    process; `--ingest-fd` is how the supervisor starts an ingest child."""
+    if ingest_fd is None and not in_process and (run_worker or processes > 1):
+        from bot.serve import supervise
+
+        return supervise(
+            settings,
+            ingest_processes=processes,
+            run_worker=run_worker,
+            migrate=lambda: migrate(settings, quiet=True),
+        )
     import uvicorn
 
     from bot.app import create_app
-    from bot.serve import GuardedProtocol
+    from bot.serve import GuardedProtocol, die_with_supervisor, wake_sender
 
-    app = create_app(settings, run_worker=run_worker)
+    die_with_supervisor()
+    app = create_app(
+        settings,
+        run_worker=in_process and run_worker,
+        on_queued=wake_sender(wake_fd),
+    )
     GuardedProtocol.request_timeout = settings.webhook_body_timeout
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
+        fd=ingest_fd,
         http=GuardedProtocol,
         log_config=None,  # our JSON logging, not uvicorn's
         access_log=False,
@@ -42,10 +68,12 @@ def serve(settings: Settings, *, run_worker: bool) -> int:
     return 0
 
 
-def worker(settings: Settings) -> int:
+def worker(settings: Settings, wake_fd: int | None = None) -> int:
     """Workers without the HTTP server, so ingest and work scale separately."""
-    from bot.app import create_app
+    from bot.app import create_app, runtime_of
+    from bot.serve import die_with_supervisor, wake_receiver
 
+    die_with_supervisor()
     app = create_app(settings, run_worker=True)
 
     async def main() -> None:
@@ -54,13 +82,16 @@ def worker(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with app.router.lifespan_context(app):
+            found = runtime_of(app).worker
+            if found is not None:
+                wake_receiver(wake_fd, found.notify)
             await stop.wait()
 
     asyncio.run(main())
     return 0
 
 
-def migrate(settings: Settings) -> int:
+def migrate(settings: Settings, *, quiet: bool = False) -> int:
     from bot.adapters.store import open_store
 
     async def main() -> None:
@@ -71,7 +102,8 @@ def migrate(settings: Settings) -> int:
             await store.close()
 
     asyncio.run(main())
-    print("✓ database migrated")
+    if not quiet:
+        print("✓ database migrated")
     return 0
 
 
@@ -131,7 +163,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the webhook server (and a worker)")
     serve_parser.add_argument("--no-worker", action="store_true", help="only receive webhooks")
-    sub.add_parser("worker", help="run workers only")
+    serve_parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="ingest processes sharing the port (the worker runs in one more)",
+    )
+    serve_parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="one process: ingest and the worker share an event loop (small machines, debugging)",
+    )
+    serve_parser.add_argument("--ingest-fd", type=int, help=argparse.SUPPRESS)
+    serve_parser.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
+    worker_parser = sub.add_parser("worker", help="run workers only")
+    worker_parser.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check", help="validate the configuration against GitHub and platforms")
     replay_parser = sub.add_parser("replay", help="ask GitHub to redeliver failed deliveries")
@@ -143,9 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(settings.log_level, settings.log_format, settings.secrets())
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "serve":
-            return serve(settings, run_worker=not args.no_worker)
+            return serve(
+                settings,
+                run_worker=not args.no_worker,
+                processes=max(args.workers, 1),
+                in_process=args.in_process,
+                ingest_fd=args.ingest_fd,
+                wake_fd=args.wake_fd,
+            )
         if args.command == "worker":
-            return worker(settings)
+            return worker(settings, args.wake_fd)
         if args.command == "migrate":
             return migrate(settings)
         if args.command == "check":

@@ -12,9 +12,25 @@ one on the webhook path, where it answers first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from bot.logs import log
+from bot.settings import Settings
+
+logger = logging.getLogger("bot.serve")
 
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers together; GitHub sends ~1 KB
 MAX_HEADERS = 100
@@ -117,3 +133,164 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         self._in_headers, self._header_bytes = True, 0  # the next request's come next
         super().on_message_complete()
+
+
+# -- the process model -----------------------------------------------------------------
+#
+# `python -m bot serve` is a supervisor: it migrates the store, binds the listening
+# socket once and starts N ingest processes that share it (the kernel hands each new
+# connection to one of them) and one worker process, so ingest and the worker each get a
+# core. A child that dies is started again; the socket stays bound meanwhile, so
+# connections wait in its backlog instead of being refused. SIGTERM (or SIGINT) is passed
+# to every child, which drain (uvicorn finishes answering, the worker hands back its
+# leases) before the supervisor exits. Children die with the supervisor (PR_SET_PDEATHSIG),
+# so a `kill -9` of it leaves nothing behind holding the port or a lease.
+#
+# Ingest wakes the worker through a datagram socket pair: one byte per queued delivery,
+# dropped when the worker is behind (it polls the store anyway).
+
+SUPERVISOR_ENV = "TEMBO_SUPERVISOR_PID"
+RESTART_PAUSE = 1.0  # seconds before restarting a child that died within its first second
+STOP_GRACE = 20.0  # seconds children get to drain after SIGTERM
+
+
+def die_with_supervisor() -> None:
+    """In a child: be killed when the supervisor dies, however it dies (Linux)."""
+    parent = os.environ.get(SUPERVISOR_ENV)
+    if not parent:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the line above
+        os._exit(1)
+
+
+def wake_sender(fd: int | None) -> Callable[[], None] | None:
+    """What ingest calls after a 202: a byte to the worker, never blocking."""
+    if fd is None:
+        return None
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+
+    def wake() -> None:
+        with contextlib.suppress(OSError):  # full (the worker is behind) or gone
+            sock.send(b"!")
+
+    return wake
+
+
+def wake_receiver(fd: int | None, notify: Callable[[], None]) -> None:
+    """In the worker: `notify()` whenever ingest sent a byte (call inside the loop)."""
+    if fd is None:
+        return
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while sock.recv(64):
+                pass
+        notify()
+
+    asyncio.get_running_loop().add_reader(sock.fileno(), drain)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    fds: tuple[int, ...]
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restarts: int = 0
+
+    def start(self, env: dict[str, str]) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self.argv, pass_fds=self.fds, env=env
+        )
+
+
+def supervise(
+    settings: Settings, *, ingest_processes: int, run_worker: bool, migrate: Callable[[], object]
+) -> int:
+    migrate()  # once, before the children race for it
+    listener = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((settings.host, settings.port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    wake_in, wake_out = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for end in (wake_in, wake_out):
+        end.set_inheritable(True)
+    base = [sys.executable, "-m", "bot"]
+    children = [
+        Child(
+            f"ingest-{n}",
+            [
+                *base,
+                "serve",
+                "--ingest-fd",
+                str(listener.fileno()),
+                "--wake-fd",
+                str(wake_out.fileno()),
+            ],
+            (listener.fileno(), wake_out.fileno()),
+        )
+        for n in range(ingest_processes)
+    ]
+    if run_worker and settings.has_github_credentials:
+        children.append(
+            Child(
+                "worker", [*base, "worker", "--wake-fd", str(wake_in.fileno())], (wake_in.fileno(),)
+            )
+        )
+    elif run_worker:
+        log(logger, "serve.no_worker", logging.WARNING, reason="no GitHub App credentials yet")
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.proc is not None and child.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.start(env)
+    log(
+        logger,
+        "serve.started",
+        host=settings.host,
+        port=settings.port,
+        children={c.name: c.proc.pid for c in children if c.proc is not None},
+    )
+    while not stopping:
+        time.sleep(0.2)
+        for child in children:
+            assert child.proc is not None
+            code = child.proc.poll()
+            if code is None or stopping:
+                continue
+            quick = time.monotonic() - child.started < 1.0
+            log(logger, "serve.child_died", logging.ERROR, child=child.name, code=code)
+            if quick:
+                time.sleep(RESTART_PAUSE)
+            child.restarts += 1
+            child.start(env)
+    deadline = time.monotonic() + STOP_GRACE
+    for child in children:
+        if child.proc is None:
+            continue
+        try:
+            child.proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+    listener.close()
+    return 0
