@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -55,16 +56,19 @@ def serve(
         on_queued=wake_sender(wake_fd),
     )
     GuardedProtocol.request_timeout = settings.webhook_body_timeout
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        fd=ingest_fd,
         http=GuardedProtocol,
         log_config=None,  # our JSON logging, not uvicorn's
         access_log=False,
         timeout_graceful_shutdown=15,
     )
+    # The supervisor's socket, as the socket it is: uvicorn's own `fd=` takes every fd for
+    # a Unix socket, and the TCP connections then go without TCP_NODELAY (40 ms stalls).
+    shared = None if ingest_fd is None else [socket.socket(fileno=ingest_fd)]
+    uvicorn.Server(config).run(sockets=shared)
     return 0
 
 
