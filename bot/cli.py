@@ -31,10 +31,18 @@ def serve(
     in_process: bool = False,
     ingest_fd: int | None = None,
     wake_fd: int | None = None,
+    separate: bool = False,
 ) -> int:
     """Default: a supervisor with ingest and the worker in processes of their own
     (bot/serve.py). `--no-worker` with one process, or `--in-process`, serve from this
     process; `--ingest-fd` is how the supervisor starts an ingest child."""
+    # SQLite has one writer: two processes writing it wait on its file lock, whose busy
+    # handler sleeps (up to 100 ms a try), and ingest measured 100 acks/s beside a busy
+    # worker. So on SQLite the worker shares ingest's process (one store thread) unless
+    # asked otherwise; on PostgreSQL each gets a process (and a core).
+    one_writer = settings.database_url.startswith("sqlite")
+    if run_worker and one_writer and processes == 1 and not separate:
+        in_process = True
     if ingest_fd is None and not in_process and (run_worker or processes > 1):
         from bot.serve import supervise
 
@@ -179,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="one process: ingest and the worker share an event loop (small machines, debugging)",
     )
+    serve_parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="ingest and the worker in processes of their own on SQLite too (the default "
+        "on PostgreSQL)",
+    )
     serve_parser.add_argument("--ingest-fd", type=int, help=argparse.SUPPRESS)
     serve_parser.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
     worker_parser = sub.add_parser("worker", help="run workers only")
@@ -201,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 in_process=args.in_process,
                 ingest_fd=args.ingest_fd,
                 wake_fd=args.wake_fd,
+                separate=args.separate,
             )
         if args.command == "worker":
             return worker(settings, args.wake_fd)

@@ -276,7 +276,7 @@ async def test_kill_9_of_the_worker_child_is_restarted_and_sigterm_drains_the_re
             port=free_port(),
             folder=tmp_path,
         )
-        app = processes.start("app", env)
+        app = processes.start("app", env, ("serve", "--separate"))
         await app.wait_ready(left())
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
             for delivery in deliveries[:20]:
