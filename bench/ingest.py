@@ -44,13 +44,26 @@ from bench.processes import HOST, ROOT, Server, child_env, free_port
 
 SECRET = "bench-webhook-secret"
 PROBOT_DIR = Path(__file__).resolve().parent / "probot"
+SERVE = "serve (sqlite), triggering"
+SERVE_IDLE = "serve (sqlite), not triggering"
 TEMBO = "tembo-dispatch (sqlite)"
 TEMBO_PG = "tembo-dispatch (postgres)"
 BARE = "bare starlette"
 PROBOT = "probot"
 NULL = "generator ceiling"
-ALL_TARGETS = (TEMBO, TEMBO_PG, BARE, PROBOT, NULL)
-SHORT = {TEMBO: "sqlite", TEMBO_PG: "postgres", BARE: "bare", PROBOT: "probot", NULL: "null"}
+ALL_TARGETS = (SERVE, SERVE_IDLE, TEMBO, TEMBO_PG, BARE, PROBOT, NULL)
+SHORT = {
+    SERVE: "serve",
+    SERVE_IDLE: "serve-idle",
+    TEMBO: "sqlite",
+    TEMBO_PG: "postgres",
+    BARE: "bare",
+    PROBOT: "probot",
+    NULL: "null",
+}
+# Measured first and alone, each stopped before the next starts: a worker still working
+# through its queue would otherwise take CPU from whatever is measured after it.
+ALONE = (SERVE, SERVE_IDLE)
 # Goals of issue 9.
 GOAL_VS_BARE = 0.8
 GOAL_VS_PROBOT = 1.5
@@ -81,6 +94,41 @@ def tembo_server(
     )
     env.update(extra_env or {})
     argv = [sys.executable, "-m", "bot", "serve", "--no-worker"]
+    return Server(name, argv, port, env, workdir / f"{SHORT[name]}.log", cwd=tree)
+
+
+def serve_server(
+    port: int, workdir: Path, stack: contextlib.ExitStack, name: str, tree: Path = ROOT
+) -> Server:
+    """`python -m bot serve` as a user runs it: ingest and the worker (separate processes),
+    SQLite, the worker dispatching to loopback fakes of GitHub and Tembo."""
+    from tests.support.fakes.github import FakeGitHub
+    from tests.support.fakes.server import FakeServer
+    from tests.support.fakes.tembo import FakeTembo
+
+    private, public = rsa_pair()
+    github = FakeGitHub(public_key=public)
+    for i in range(50):
+        github.permissions[(f"bench-org-{i % 5}/repo-{i}", "Codertocat")] = "write"
+    tembo = FakeTembo()
+    github_server = stack.enter_context(FakeServer(github))
+    tembo_server = stack.enter_context(FakeServer(tembo))
+    env = child_env(
+        APP_ID=github.app_id,
+        PRIVATE_KEY=private,
+        WEBHOOK_SECRET=SECRET,
+        GITHUB_API_URL=github_server.url,
+        TEMBO_API_KEY=tembo.api_key,
+        TEMBO_BASE_URL=tembo_server.url,
+        DATABASE_URL=f"sqlite:///{workdir / (SHORT[name] + '.db')}",
+        HOST=HOST,
+        PORT=str(port),
+        GITHUB_CONTENT_PER_MINUTE="1000000",
+        LOG_LEVEL="info",
+        LOG_FORMAT="json",
+        ENV_FILE=str(workdir / ".env"),
+    )
+    argv = [sys.executable, "-m", "bot", "serve"]
     return Server(name, argv, port, env, workdir / f"{SHORT[name]}.log", cwd=tree)
 
 
@@ -167,6 +215,23 @@ def postgres_schema(tree: Path = ROOT) -> Iterator[tuple[str | None, str | None]
         asyncio.run(admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
 
 
+def rsa_pair() -> tuple[str, str]:
+    """(private, public) PEM of a fresh key, for the App and the GitHub fake."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()
+
+
 def rsa_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -193,6 +258,7 @@ def generate(
     watch_pid: int,
     rate: float | None = None,
     measuring: Callable[[], object] | None = None,
+    triggering: bool = True,
 ) -> dict[str, Any]:
     """One run of bench/loadgen.py; `measuring()` is called when its measured part starts."""
     argv = [
@@ -210,6 +276,8 @@ def generate(
     ]
     if rate is not None:
         argv.append(f"--rate={rate:.1f}")
+    if not triggering:
+        argv.append("--not-triggering")
     with subprocess.Popen(
         argv,
         cwd=ROOT,
@@ -315,7 +383,11 @@ def start_target(
     """The target, started (and stopped by `stack`), or why it cannot run here."""
     database_url = None
     expect = "202"
-    if name == TEMBO:
+    if name in (SERVE, SERVE_IDLE):
+        database_url = f"sqlite:///{workdir / (SHORT[name] + '.db')}"
+        server = serve_server(free_port(), workdir, stack, name, tembo_tree)
+        expect = "202" if name == SERVE else "200,202"
+    elif name == TEMBO:
         database_url = f"sqlite:///{workdir / 'ingest.db'}"
         server = tembo_server(free_port(), workdir, database_url, name, tembo_tree, tembo_env)
     elif name == TEMBO_PG:
@@ -364,27 +436,8 @@ def run(
     machine = report.machine()  # before the run: the load is then other work only
     profile_seconds = max(int(duration) - 1, 1)  # within the measured part of the run
     results: dict[str, Any] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
-        live: list[Live] = []
-        for name in targets:
-            found = start_target(
-                name,
-                workdir,
-                stack,
-                install_probot=install_probot,
-                tembo_tree=tembo_tree,
-                tembo_env=tembo_env,
-            )
-            if isinstance(found, str):
-                results[name] = {"skipped": found}
-                report.say(f"\n!!! {name}: SKIPPED — {found}\n")
-                continue
-            results[name] = found.entry
-            live.append(found)
 
         def measure(target: Live, level: int, rate: float | None = None) -> dict[str, Any]:
             spies: list[subprocess.Popen[bytes]] = []
@@ -411,6 +464,7 @@ def run(
                 watch_pid=target.server.pid,
                 rate=rate,
                 measuring=measuring,
+                triggering=target.name != SERVE_IDLE,
             )
             for spy in spies:
                 spy.wait(timeout=60)
@@ -422,27 +476,53 @@ def run(
             )
             return result
 
-        for level in levels:
+        def start(names: Sequence[str], stack: contextlib.ExitStack) -> list[Live]:
+            live: list[Live] = []
+            for name in names:
+                found = start_target(
+                    name,
+                    workdir,
+                    stack,
+                    install_probot=install_probot,
+                    tembo_tree=tembo_tree,
+                    tembo_env=tembo_env,
+                )
+                if isinstance(found, str):
+                    results[name] = {"skipped": found}
+                    report.say(f"\n!!! {name}: SKIPPED — {found}\n")
+                    continue
+                results[name] = found.entry
+                live.append(found)
+            return live
+
+        def measure_all(live: list[Live]) -> None:
+            for level in levels:
+                for target in live:
+                    target.entry["runs"].append(measure(target, level))
             for target in live:
-                target.entry["runs"].append(measure(target, level))
-        for target in live:
-            target.entry["peak_rps"] = max(r["rps"] for r in target.entry["runs"])
-        if half_peak:
+                target.entry["peak_rps"] = max(r["rps"] for r in target.entry["runs"])
+            if half_peak:
+                for target in live:
+                    if target.name != NULL and target.entry["peak_rps"] > 0:
+                        rate = target.entry["peak_rps"] / 2
+                        target.entry["half_peak"] = measure(target, 64, rate)
             for target in live:
-                if target.name != NULL and target.entry["peak_rps"] > 0:
-                    rate = target.entry["peak_rps"] / 2
-                    target.entry["half_peak"] = measure(target, 64, rate)
-        for target in live:
-            entry, server = target.entry, target.server
-            entry["peak_rss_mb"] = round(server.peak_rss_mb(), 1)
-            entry["exit_code"] = server.stop()
-            if entry["exit_code"] not in (0, None, -15):  # uvicorn re-raises SIGTERM when done
-                entry["log_tail"] = server.log_tail()
-            entry["accepted"] = sum(r["accepted_total"] for r in entry["runs"]) + entry.get(
-                "half_peak", {}
-            ).get("accepted_total", 0)
-            if target.name == TEMBO and target.database_url is not None:
-                entry["stored"] = stored_deliveries(target.database_url)
+                entry, server = target.entry, target.server
+                entry["peak_rss_mb"] = round(server.peak_rss_mb(), 1)
+                entry["exit_code"] = server.stop()
+                if entry["exit_code"] not in (0, None, -15):  # uvicorn re-raises SIGTERM
+                    entry["log_tail"] = server.log_tail()
+                entry["accepted"] = sum(r["accepted_total"] for r in entry["runs"]) + entry.get(
+                    "half_peak", {}
+                ).get("accepted_total", 0)
+                if target.name in (TEMBO, SERVE) and target.database_url is not None:
+                    entry["stored"] = stored_deliveries(target.database_url)
+
+        groups = [[name] for name in targets if name in ALONE]
+        groups.append([name for name in targets if name not in ALONE])
+        for group in groups:
+            with contextlib.ExitStack() as own:
+                measure_all(start(group, own))
     data: dict[str, Any] = {
         "benchmark": "ingest",
         "machine": machine,
@@ -474,7 +554,7 @@ def ratios(results: dict[str, Any], levels: Sequence[int]) -> dict[str, Any]:
         return entry["peak_rps"] if index is None else entry["runs"][index]["rps"]
 
     out: dict[str, Any] = {}
-    for tembo in (TEMBO, TEMBO_PG):
+    for tembo in (SERVE, SERVE_IDLE, TEMBO, TEMBO_PG):
         if "runs" not in results.get(tembo, {}):
             continue
         key = SHORT[tembo]
@@ -488,7 +568,11 @@ def ratios(results: dict[str, Any], levels: Sequence[int]) -> dict[str, Any]:
 
 
 def goals(results: dict[str, Any]) -> dict[str, Any]:
-    tembo = results.get(TEMBO, {})
+    """The goals are the default `serve`'s on triggering deliveries (`--no-worker` when
+    that target was not run)."""
+    tembo = results.get(SERVE, {})
+    if "runs" not in tembo:
+        tembo = results.get(TEMBO, {})
     if "runs" not in tembo:
         return {}
     out: dict[str, Any] = {}

@@ -2,10 +2,10 @@
 
 It runs as its own process (`python -m bench.loadgen …`, one JSON object on stdout) so it
 never shares an event loop with a target, and it is the same generator for every target.
-Every request carries a fresh `X-GitHub-Delivery` id and a valid `X-Hub-Signature-256`:
-the signature covers the body only, so each body of a small pool is signed once up front
-and a request costs a uuid4 and one `write`. Keep-alive HTTP/1.1, one request in flight
-per connection.
+Every request is a new event, as GitHub's are: a fresh `X-GitHub-Delivery` id, and a body
+with a fresh issue `updated_at` or comment id (a replayed body or trigger is answered
+"duplicate" by the app), signed for that request (a keyed HMAC copied, ~10 µs).
+Keep-alive HTTP/1.1, one request in flight per connection.
 
 - closed loop (`--concurrency N`): N connections, each sends its next request when the
   previous answer has arrived; measures the most a target serves at that concurrency.
@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -36,8 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot import webhook
-
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)")
 CHUNKED = re.compile(rb"\r\ntransfer-encoding:\s*chunked")
 CLOSE = re.compile(rb"\r\nconnection:\s*close")
@@ -46,33 +46,49 @@ MEASURING = "measuring"  # the line on stderr when the measured part of a run st
 MAX_RECONNECTS = 1000
 
 
-def deliveries(variants: int = 32) -> list[tuple[str, bytes]]:
-    """(event, body) pairs from the fixtures: `issues.labeled` with the `tembo` label and
-    `issue_comment.created` with a `/tembo` command, alternating, on varied issues."""
+STAMP = 7_777_777_777  # in each body once; each request writes its own number over it
+STAMP_BYTES = str(STAMP).encode()
+
+
+def deliveries(variants: int = 32, trigger: bool = True) -> list[tuple[str, bytes]]:
+    """(event, body) pairs from the fixtures: `issues.labeled` and `issue_comment.created`,
+    alternating, on varied issues, each with `STAMP` as its issue's `updated_at` or its
+    comment id. `trigger`: the `tembo` label and a `/tembo` command; otherwise a label and
+    a comment that a repository configured as usual never acts on."""
     from tests.support import payloads
 
     found: list[tuple[str, bytes]] = []
     for i in range(variants):
         repo = f"bench-org-{i % 5}/repo-{i % 50}"
         installation = 1000 + i % 5
-        labeled = payloads.labeled(repo=repo, number=i + 1, installation=installation)
+        label = "tembo" if trigger else "bug"
+        labeled = payloads.labeled(label, repo=repo, number=i + 1, installation=installation)
+        labeled["issue"]["updated_at"] = str(STAMP)
         command = payloads.comment(
-            "/tembo fix the flaky test",
+            "/tembo fix the flaky test" if trigger else "/label needs-triage, thanks",
             repo=repo,
             number=i + 1,
             installation=installation,
-            comment_id=10_000 + i,
+            comment_id=STAMP,
         )
-        found.append(("issues", json.dumps(labeled).encode()))
-        found.append(("issue_comment", json.dumps(command).encode()))
+        for event, payload in (("issues", labeled), ("issue_comment", command)):
+            body = json.dumps(payload).encode()
+            assert body.count(STAMP_BYTES) == 1, event
+            found.append((event, body))
     return found
 
 
-def templates(url: str, secret: str, variants: int) -> list[tuple[bytes, bytes]]:
-    """(head up to the delivery id, rest) for each body; a request is head + id + rest."""
+@dataclass(frozen=True)
+class Template:
+    head: bytes  # up to the signature value
+    before: bytes  # the body up to the stamp
+    after: bytes  # the body after the stamp
+
+
+def templates(url: str, variants: int, trigger: bool = True) -> list[Template]:
     parts = urlsplit(url)
     out = []
-    for event, body in deliveries(variants):
+    for event, body in deliveries(variants, trigger):
         head = (
             f"POST {parts.path or '/'} HTTP/1.1\r\n"
             f"Host: {parts.netloc}\r\n"
@@ -82,10 +98,10 @@ def templates(url: str, secret: str, variants: int) -> list[tuple[bytes, bytes]]
             f"Content-Length: {len(body)}\r\n"
             f"X-GitHub-Event: {event}\r\n"
             "X-GitHub-Hook-ID: 1\r\n"
-            f"X-Hub-Signature-256: {webhook.signature(body, secret)}\r\n"
-            "X-GitHub-Delivery: "
+            "X-Hub-Signature-256: sha256="
         ).encode()
-        out.append((head, b"\r\n\r\n" + body))
+        before, after = body.split(STAMP_BYTES)
+        out.append(Template(head, before, after))
     return out
 
 
@@ -93,7 +109,8 @@ def templates(url: str, secret: str, variants: int) -> list[tuple[bytes, bytes]]
 class Plan:
     host: str
     port: int
-    requests: list[tuple[bytes, bytes]]
+    requests: list[Template]
+    secret: str
     expect: frozenset[int]
     connections: int
     warmup: float
@@ -120,6 +137,9 @@ class Load:
         self.inflight = 0
         self.reconnects = 0
         self.index = 0
+        self.keyed = hmac.new(plan.secret.encode(), digestmod=hashlib.sha256)
+        # Runs start seconds apart and send under 100,000 a second: their stamps never meet.
+        self.stamp = STAMP - 1_000_000_000 + int(time.time() * 100_000) % 900_000_000
         self.idle: list[Connection] = []
         self.backlog: deque[float] = deque()
         self.connections: set[Connection] = set()
@@ -133,10 +153,23 @@ class Load:
     # -- requests --------------------------------------------------------------
 
     def next_request(self) -> bytes:
-        head, rest = self.plan.requests[self.index % len(self.plan.requests)]
+        template = self.plan.requests[self.index % len(self.plan.requests)]
         self.index += 1
         self.sent += 1
-        return head + str(uuid.uuid4()).encode() + rest
+        self.stamp += 1  # ten digits whatever the count: the body keeps its length
+        body = template.before + str(self.stamp).encode() + template.after
+        mac = self.keyed.copy()
+        mac.update(body)
+        return b"".join(
+            (
+                template.head,
+                mac.hexdigest().encode(),
+                b"\r\nX-GitHub-Delivery: ",
+                str(uuid.uuid4()).encode(),
+                b"\r\n\r\n",
+                body,
+            )
+        )
 
     def may_send(self) -> bool:
         return not self.stopping and self.sent < self.plan.max_requests
@@ -281,10 +314,20 @@ class Load:
 
 
 def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of another process (Linux /proc), children excluded."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of another process and of every live process in its
+    process group (`serve` runs ingest and the worker as children), from Linux /proc."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[2]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Connection(asyncio.Protocol):
@@ -421,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--expect", default="202", help="statuses that count as success")
     parser.add_argument("--variants", type=int, default=32, help="distinct bodies per event")
     parser.add_argument("--max-requests", type=int, default=2_000_000)
+    parser.add_argument(
+        "--not-triggering", action="store_true", help="labels and comments nothing acts on"
+    )
     parser.add_argument("--null-server", type=int, metavar="PORT", help="serve canned 202s")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--watch-pid", type=int, help="also report this process's CPU use")
@@ -438,7 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan(
         host=parts.hostname,
         port=parts.port or 80,
-        requests=templates(args.url, args.secret, args.variants),
+        requests=templates(args.url, args.variants, trigger=not args.not_triggering),
+        secret=args.secret,
         expect=frozenset(int(s) for s in args.expect.split(",")),
         connections=args.concurrency,
         warmup=args.warmup,

@@ -1,8 +1,8 @@
 """The HTTP side: `create_app(settings) -> Starlette`. Routes only.
 
-Ingest answers before anything slow happens: size cap, signature, headers, a cheap
-relevance filter, then one durable write of the delivery and its job. The worker runs
-in the same process (lifespan task) unless told not to.
+The webhook route hands each request to `bot.ingest` (refuse, verify, dedupe, one
+durable write, then 202). The worker runs in the same process (lifespan task) when
+asked to; `python -m bot serve` runs it in a process of its own (bot/serve.py).
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import budget, ingest
 from bot import platforms as registry
-from bot import policy, webhook
 from bot.actions import Context
 from bot.adapters.github import GitHubClient
 from bot.adapters.store import open_store
-from bot.budget import Budget, Limits
-from bot.events import lock_key
+from bot.budget import Budget
 from bot.handler import Handler
+from bot.ingest import Ingest
 from bot.logs import log
 from bot.metrics import Metrics, http_observer, metrics_route
 from bot.operator.pages import operator_routes
@@ -52,20 +52,7 @@ class Runtime:
     worker: Worker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise webhook.PayloadTooLarge(f"body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise webhook.PayloadTooLarge(f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    ingest: Ingest | None = None
 
 
 def create_app(
@@ -79,6 +66,7 @@ def create_app(
     content_per_minute: int | None = None,
     clock: Callable[[], float] = time.time,
     setup_token: str | None = None,
+    on_queued: Callable[[], None] | None = None,
 ) -> Starlette:
     """`setup_token`: what the setup page asks for (`python -m bot serve` prints it); a
     random one nobody knows when not given."""
@@ -97,7 +85,7 @@ def create_app(
         # 0 (tests that are not about it): no budget, no store round trip per call.
         content_budget = None
         if per_minute > 0:
-            limits = Limits(
+            limits = budget.Limits(
                 per_minute=int(per_minute),
                 per_hour=settings.github_content_per_hour,
                 minute_seconds=settings.github_content_minute_seconds,
@@ -142,6 +130,17 @@ def create_app(
             )
             runtime.tasks.append(asyncio.create_task(runtime.worker.run()))
         state["runtime"] = runtime
+        runtime.ingest = Ingest(
+            settings,
+            the_store,
+            metrics,
+            limits=ingest.Limits(
+                body_timeout=settings.webhook_body_timeout,
+                max_pending=settings.webhook_max_pending,
+            ),
+            clock=clock,
+            on_queued=runtime.worker.notify if runtime.worker is not None else on_queued,
+        )
         app.state.runtime = runtime
         log(
             logger,
@@ -168,54 +167,9 @@ def create_app(
                 client.event_hooks["response"].remove(observe)
 
     async def receive(request: Request) -> Response:
-        runtime = state["runtime"]
-        if not settings.webhook_secrets:
-            metrics.delivery(request.headers.get("x-github-event"), "unconfigured")
-            return JSONResponse(
-                {"error": "WEBHOOK_SECRET is not set; register the App from the setup page"},
-                status_code=503,
-            )
-        try:
-            body = await _read_capped(request, webhook.MAX_BODY_BYTES)
-            delivery = webhook.parse(request.headers, body, settings.webhook_secrets)
-        except webhook.WebhookError as exc:
-            metrics.rejected(request.headers.get("x-github-event"), exc)
-            log(
-                logger,
-                "delivery.rejected",
-                logging.WARNING,
-                status=exc.status_code,
-                error=str(exc),
-                delivery_id=request.headers.get("x-github-delivery"),
-            )
-            return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        fields: dict[str, Any] = {
-            "delivery_id": delivery.delivery_id,
-            "github_event": delivery.event,
-            "action": delivery.action,
-        }
-        if not policy.worth_queueing(delivery.event, delivery.payload):
-            metrics.delivery(delivery.event, "ignored")
-            return JSONResponse({"status": "ignored"}, status_code=200)
-        queued = await runtime.store.enqueue(
-            delivery.delivery_id,
-            delivery.event,
-            delivery.action,
-            body,
-            lock_key(delivery.payload),
-            clock(),
-        )
-        if not queued:
-            metrics.delivery(delivery.event, "duplicate")
-            log(logger, "delivery.duplicate", **fields)
-            return JSONResponse({"status": "duplicate"}, status_code=200)
-        if runtime.worker is not None:
-            runtime.worker.notify()
-        metrics.delivery(delivery.event, "queued")
-        log(logger, "delivery.queued", **fields)
-        return JSONResponse({"status": "queued"}, status_code=202)
+        ingest = state["runtime"].ingest
+        assert ingest is not None
+        return await ingest.receive(request)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

@@ -23,6 +23,7 @@ from bot.actions.status_comment import StatusComment
 from bot.actions.stop import can, stop
 from bot.actions.usage import gave_up as fleet_gave_up
 from bot.actions.usage import status_facts
+from bot.config_words import note_config  # ingest filters on what config() saw
 from bot.events import CommentEvent, InstallationEvent, IssueEvent, Repository
 from bot.journal import Pin, Progress
 from bot.logs import log
@@ -48,7 +49,9 @@ class Handler:
             text = await self.ctx.github.read_file(installation_id, source, PATH)
             if text is not None:
                 layers.append(parse_layer(text, f"{source}:{PATH}"))
-        return merge(self.defaults, *layers)
+        config = merge(self.defaults, *layers)
+        await note_config(self.ctx.store, installation_id, repo.full_name, config, self.ctx.clock())
+        return config
 
     async def handle(self, job: Job) -> Outcome:
         progress = Progress(job, self.ctx.store)

@@ -316,8 +316,22 @@ class Store(Protocol):
         payload: bytes,
         lock_key: str | None,
         now: float,
+        *,
+        dedupe: tuple[str, ...] = (),
+        since: float = 0.0,
     ) -> bool:
-        """Record a delivery and its job; False (and nothing written) when already seen."""
+        """Record a delivery and its job; False (and nothing written) when its id was seen
+        before, or any of the `dedupe` keys was recorded at or after `since`."""
+        ...
+
+    async def record_config_words(
+        self, installation_id: int, repo: str, label: str, command: str, now: float
+    ) -> None:
+        """The label and command `repo`'s configuration uses, as the worker last read it."""
+        ...
+
+    async def config_words(self, repo: str, since: float) -> tuple[str, str] | None:
+        """(label, command) recorded for `repo` at or after `since`; None if not."""
         ...
 
     async def has_delivery(self, delivery_id: str) -> bool: ...

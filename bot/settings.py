@@ -178,6 +178,9 @@ class Settings:
     github_content_scope: str = "app"
     github_content_minute_seconds: float = 60.0
     github_content_hour_seconds: float = 3600.0
+    # Ingest: seconds to receive a body once its headers are in; requests read at once.
+    webhook_body_timeout: float = 10.0
+    webhook_max_pending: int = 64
     env_file: str = ".env"
 
     @property
@@ -314,6 +317,8 @@ class Settings:
             github_content_scope=scope,
             github_content_minute_seconds=number("GITHUB_CONTENT_MINUTE_SECONDS", 60.0, float),
             github_content_hour_seconds=number("GITHUB_CONTENT_HOUR_SECONDS", 3600.0, float),
+            webhook_body_timeout=number("WEBHOOK_BODY_TIMEOUT", 10.0, float),
+            webhook_max_pending=int(number("WEBHOOK_MAX_PENDING", 64, int)),
             env_file=get("ENV_FILE") or ".env",
         )
         if problems:
@@ -357,6 +362,8 @@ ENV_VARS = (
     "GITHUB_CONTENT_SCOPE",
     "GITHUB_CONTENT_MINUTE_SECONDS",
     "GITHUB_CONTENT_HOUR_SECONDS",
+    "WEBHOOK_BODY_TIMEOUT",
+    "WEBHOOK_MAX_PENDING",
     "ENV_FILE",
     *(variable.name for variable in platforms.variables()),
 )

@@ -66,6 +66,10 @@ class _Pool(_Connection, Protocol):
     async def expire_connections(self) -> None: ...
 
 
+class _Replay(Exception):
+    """Raised inside a transaction to roll back a delivery found to be a replay."""
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -178,14 +182,41 @@ class PostgresStore:
         payload: bytes,
         lock_key: str | None,
         now: float,
+        *,
+        dedupe: tuple[str, ...] = (),
+        since: float = 0.0,
     ) -> bool:
-        async with self._transaction() as conn:
-            # A redelivery conflicts on the primary key (waiting for a concurrent insert of
-            # the same id to commit or roll back) and inserts nothing, job included.
-            if await conn.fetchrow(Q["insert_delivery"], delivery_id, event, action, now) is None:
-                return False
-            await conn.execute(Q["insert_job"], delivery_id, event, payload, lock_key, now)
-            return True
+        try:
+            async with self._transaction() as conn:
+                # A redelivery conflicts on the primary key (waiting for a concurrent insert
+                # of the same id to commit or roll back) and inserts nothing, job included.
+                if (
+                    await conn.fetchrow(Q["insert_delivery"], delivery_id, event, action, now)
+                    is None
+                ):
+                    return False
+                # A replay under a new id conflicts on a key instead (waiting likewise for
+                # a concurrent claim of it): roll back the delivery with it.
+                if dedupe:
+                    keys = list(dict.fromkeys(dedupe))
+                    claimed = await conn.fetch(Q["claim_dedupe_keys"], keys, now, since)
+                    if len(claimed) < len(keys):
+                        raise _Replay
+                await conn.execute(Q["insert_job"], delivery_id, event, payload, lock_key, now)
+                return True
+        except _Replay:
+            return False
+
+    async def record_config_words(
+        self, installation_id: int, repo: str, label: str, command: str, now: float
+    ) -> None:
+        pool = await self._connect()
+        await pool.execute(Q["record_config_words"], repo, installation_id, label, command, now)
+
+    async def config_words(self, repo: str, since: float) -> tuple[str, str] | None:
+        pool = await self._connect()
+        row = await pool.fetchrow(Q["config_words"], repo, since)
+        return None if row is None else (row[0], row[1])
 
     async def has_delivery(self, delivery_id: str) -> bool:
         pool = await self._connect()

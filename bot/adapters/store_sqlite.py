@@ -148,6 +148,9 @@ class SQLiteStore:
         payload: bytes,
         lock_key: str | None,
         now: float,
+        *,
+        dedupe: tuple[str, ...] = (),
+        since: float = 0.0,
     ) -> bool:
         params = {
             "delivery_id": delivery_id,
@@ -156,6 +159,8 @@ class SQLiteStore:
             "payload": payload,
             "lock_key": lock_key,
             "now": now,
+            "dedupe": dedupe,
+            "since": since,
         }
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bool] = loop.create_future()
@@ -188,6 +193,27 @@ class SQLiteStore:
             for (_, done), result in zip(group, queued, strict=True):
                 if not done.done():
                     done.set_result(result)
+
+    async def record_config_words(
+        self, installation_id: int, repo: str, label: str, command: str, now: float
+    ) -> None:
+        params = {
+            "repo": repo,
+            "installation_id": installation_id,
+            "label": label,
+            "command": command,
+            "now": now,
+        }
+        await self._run(lambda db: db.execute(Q["record_config_words"], params))
+
+    async def config_words(self, repo: str, since: float) -> tuple[str, str] | None:
+        params = {"repo": repo, "since": since}
+
+        def read(db: sqlite3.Connection) -> tuple[str, str] | None:
+            row = db.execute(Q["config_words"], params).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        return await self._run(read)
 
     async def has_delivery(self, delivery_id: str) -> bool:
         params = {"delivery_id": delivery_id}
@@ -496,11 +522,22 @@ def _session(row: tuple[Any, ...]) -> SessionRecord:
 
 
 def _insert(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
-    """The delivery and its job; False when the delivery id was seen before."""
-    if db.execute(Q["insert_delivery"], params).rowcount == 0:
-        return False
-    db.execute(Q["insert_job"], params)
-    return True
+    """The delivery and its job; False, and nothing written, when the delivery id was seen
+    before or a dedupe key was seen since `since`. A savepoint undoes this delivery's rows
+    alone, so the others of its group commit stand."""
+    db.execute("SAVEPOINT delivery")
+    try:
+        if db.execute(Q["insert_delivery"], params).rowcount == 0:
+            return False
+        for key in params["dedupe"]:
+            claim = {"key": key, "now": params["now"], "since": params["since"]}
+            if db.execute(Q["claim_dedupe_key"], claim).rowcount == 0:
+                db.execute("ROLLBACK TO delivery")
+                return False
+        db.execute(Q["insert_job"], params)
+        return True
+    finally:
+        db.execute("RELEASE delivery")
 
 
 def _insert_all(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:

@@ -8,6 +8,7 @@ reason, never passed silently.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,60 @@ async def test_enqueue_of_a_seen_delivery_returns_false_and_writes_nothing(
     job = await store.claim("w", NOW, LEASE)
     assert job is not None
     assert (job.delivery_id, job.event, job.payload) == ("d1", "issues", json.loads(body(1)))
+
+
+async def test_a_dedupe_key_seen_within_the_window_refuses_a_new_delivery_id(
+    store: AnyStore,
+) -> None:
+    keys = ("body:abc", "comment:7")
+    assert await store.enqueue("d1", "issues", "labeled", body(1), None, NOW, dedupe=keys)
+    replay = await store.enqueue(
+        "d2", "issues", "labeled", body(1), None, NOW + 5, dedupe=("body:abc",), since=NOW - 60
+    )
+    assert replay is False
+    assert await store.job_counts() == {"queued": 1}
+    assert not await store.has_delivery("d2")  # nothing of a replay is written
+
+
+async def test_a_dedupe_key_older_than_the_window_is_taken_over(store: AnyStore) -> None:
+    assert await store.enqueue("d1", "issues", "labeled", body(1), None, NOW, dedupe=("k",))
+    later = NOW + 1000
+    assert await store.enqueue(
+        "d2", "issues", "labeled", body(1), None, later, dedupe=("k",), since=later - 60
+    )
+    # ... and is then fresh again.
+    assert not await store.enqueue(
+        "d3", "issues", "labeled", body(1), None, later + 1, dedupe=("k",), since=later - 60
+    )
+
+
+async def test_one_repeated_key_among_several_refuses_the_delivery(store: AnyStore) -> None:
+    assert await store.enqueue("d1", "issues", "labeled", body(1), None, NOW, dedupe=("a", "b"))
+    assert not await store.enqueue(
+        "d2", "issues", "labeled", body(2), None, NOW, dedupe=("c", "b"), since=NOW - 60
+    )
+    # "c" was not kept either: the refused delivery wrote nothing.
+    assert await store.enqueue("d3", "issues", "labeled", body(3), None, NOW, dedupe=("c",))
+
+
+async def test_replays_sent_together_queue_one_job(store: AnyStore) -> None:
+    results = await asyncio.gather(
+        *(
+            store.enqueue(f"d{n}", "issues", "labeled", body(1), None, NOW, dedupe=("same",))
+            for n in range(8)
+        )
+    )
+    assert sorted(results) == [False] * 7 + [True]
+    assert await store.job_counts() == {"queued": 1}
+
+
+async def test_config_words_are_read_back_while_recent(store: AnyStore) -> None:
+    assert await store.config_words("o/r", NOW - 60) is None
+    await store.record_config_words(7, "o/r", "tembo", "/tembo", NOW)
+    assert await store.config_words("o/r", NOW - 60) == ("tembo", "/tembo")
+    await store.record_config_words(7, "o/r", "agent", "/agent", NOW + 1)
+    assert await store.config_words("o/r", NOW - 60) == ("agent", "/agent")
+    assert await store.config_words("o/r", NOW + 2) is None  # older than asked for
 
 
 async def test_has_delivery_knows_only_stored_deliveries(store: AnyStore) -> None:

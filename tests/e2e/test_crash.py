@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import signal
 import sqlite3
 import threading
 import time
@@ -69,6 +71,7 @@ class KillOnCreate:
         self.victim: AppProcess | None = None
         self.fired = threading.Event()
         self.killed_dispatch: str | None = None
+        self.killed_pids: list[int] = []
         self.lists = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -81,6 +84,7 @@ class KillOnCreate:
             and not self.fired.is_set()
             and len(self.tembo.sessions) >= self.at
         ):
+            self.killed_pids = self.victim.family()  # supervisor, ingest, worker
             self.victim.kill()
             self.fired.set()
             ids = DISPATCH_LINE.findall(json.loads(request.content)["prompt"])
@@ -155,7 +159,9 @@ async def test_kill_9_mid_dispatch_and_restart_give_one_session_and_one_link_per
                 await wait_until(killer.fired.is_set, left(), f"the kill at session {KILL_AT}")
                 exit_code = first.wait(10)
                 at_kill = tally(github, github_server, tembo, tembo_server)
-                in_flight = _jobs(database, "state = 'running' AND locked_by LIKE ?", first.pid)
+                in_flight: dict[str, tuple[str, int]] = {}
+                for pid in killer.killed_pids:
+                    in_flight |= _jobs(database, "state = 'running' AND locked_by LIKE ?", pid)
                 second = processes.start("app-2", env)  # same port, same database
                 await second.wait_ready(left())
             assert second.url == first.url
@@ -232,3 +238,68 @@ def _jobs(database: Path, where: str, value: object) -> dict[str, tuple[str, int
             (value,),
         ).fetchall()
     return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def _worker_child(app: AppProcess) -> int | None:
+    for pid in app.family()[1:]:
+        with contextlib.suppress(OSError):
+            if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return pid
+    return None
+
+
+async def test_kill_9_of_the_worker_child_is_restarted_and_sigterm_drains_the_rest(
+    app_key: KeyPair, tmp_path: Path, processes: Processes
+) -> None:
+    deadline = time.monotonic() + TIMEOUT
+
+    def left() -> float:
+        return max(deadline - time.monotonic(), 0.1)
+
+    github = FakeGitHub(public_key=app_key.public, prefix="/api/v3")
+    tembo = FakeTembo()
+    repo = REPOS[0]
+    github.permissions[(repo, "Codertocat")] = "write"
+    deliveries = [Delivery.labeled(repo, n) for n in range(1, 41)]
+    with (
+        FakeServer(github) as github_server,
+        FakeServer(tembo) as tembo_server,
+        processes.shown_on_failure(),
+    ):
+        env = app_env(
+            private_key=app_key.private,
+            github=github,
+            github_server=github_server,
+            tembo=tembo,
+            tembo_url=tembo_server.url,
+            database_url=f"sqlite:///{tmp_path / 'store.db'}",
+            port=free_port(),
+            folder=tmp_path,
+        )
+        app = processes.start("app", env, ("serve", "--separate"))
+        await app.wait_ready(left())
+        async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
+            for delivery in deliveries[:20]:
+                assert await delivery.send(client, app.url) == 202
+            await wait_until(lambda: len(tembo.sessions) >= 5, left(), "five sessions")
+            first = _worker_child(app)
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            await wait_until(
+                lambda: _worker_child(app) not in (None, first), left(), "a new worker"
+            )
+            for delivery in deliveries[20:]:  # ingest never stopped answering
+                assert await delivery.send(client, app.url) == 202
+
+            async def finished() -> bool:
+                return settled(await job_counts(client, app.url), 40)
+
+            await wait_until(finished, left(), "all 40 jobs ended", every=0.1)
+            counts = await job_counts(client, app.url)
+        family = app.family()
+        assert app.proc is not None
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.wait(25) == 0
+        assert not [pid for pid in family if Path(f"/proc/{pid}").exists()]
+        figures = tally(github, github_server, tembo, tembo_server)
+    assert_exactly_once(figures, {d.dispatch_id for d in deliveries}, counts, 40)

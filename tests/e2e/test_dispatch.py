@@ -65,17 +65,15 @@ async def test_command_comment_dispatches_with_its_text_as_the_request(harness: 
     harness.github.add_comment(
         REPO, 1, "I can reproduce this on Safari.", login="alice", association="MEMBER"
     )
-    await harness.deliver(
-        "issue_comment",
-        payloads.comment("/tembo agent=claudeCode:claude-opus-4-5 fix the flaky test"),
-    )
+    comment = payloads.comment("/tembo agent=claudeCode:claude-opus-4-5 fix the flaky test")
+    await harness.deliver("issue_comment", comment)
     await harness.settle()
     [body] = harness.tembo.requests
     assert body["agent"] == "claudeCode:claude-opus-4-5"
     assert "fix the flaky test" in body["prompt"]
     assert "I can reproduce this on Safari." in body["prompt"]
     assert "@alice" in body["prompt"]
-    assert (REPO, "comment", 492700400, "eyes") in harness.github.reactions
+    assert (REPO, "comment", comment["comment"]["id"], "eyes") in harness.github.reactions
 
 
 async def test_no_agent_is_sent_when_neither_config_nor_tembo_agent_names_one(

@@ -175,9 +175,11 @@ def test_no_input_gets_a_5xx_or_writes_without_a_signature(
     response = target.post(body, headers)
     assert response.status_code < 500, response.text
     if not signed:
-        assert response.status_code == 401
+        # What the headers alone refuse is refused before the body is read (400, 413,
+        # 415); what gets as far as the signature check is a 401.
+        assert response.status_code in (400, 401, 413, 415)
         assert target.writes() == before
-    assert response.status_code in (200, 202, 400, 401, 413)
+    assert response.status_code in (200, 202, 400, 401, 413, 415)
 
 
 def test_fuzzing_left_no_unhandled_exception_in_the_log(target: Target) -> None:

@@ -151,12 +151,13 @@ async def test_bad_branch_target_and_agent_values_are_refused_not_dispatched(
     harness: Harness, argument: str, said: str
 ) -> None:
     give(harness, "write")
-    await harness.deliver("issue_comment", payloads.comment(f"/tembo {argument} go"))
+    comment = payloads.comment(f"/tembo {argument} go")
+    await harness.deliver("issue_comment", comment)
     await harness.settle()
     assert harness.tembo.requests == []
     [body] = app_bodies(harness)
     assert said in body
-    assert (REPO, "comment", 492700400, "confused") in harness.github.reactions
+    assert (REPO, "comment", comment["comment"]["id"], "confused") in harness.github.reactions
 
 
 async def test_a_look_alike_status_comment_is_never_taken_for_the_apps_own(

@@ -105,6 +105,7 @@ class ReplicaTembo:
         self.lists: Counter[int] = Counter()
         self.fired = threading.Event()
         self.killed_dispatch: str | None = None
+        self.killed_pids: list[int] = []
         tembo.fault = self._lose
 
     def _lose(self, request: httpx.Request) -> httpx.Response | None:
@@ -135,6 +136,7 @@ class ReplicaTembo:
             and not self.fired.is_set()
             and len(self.tembo.sessions) >= self.kill_at
         ):
+            self.killed_pids = self.replicas[VICTIM].family()  # supervisor and children
             self.replicas[VICTIM].kill()
             self.fired.set()
             ids = DISPATCH_LINE.findall(json.loads(request.content)["prompt"])
@@ -216,11 +218,10 @@ async def test_three_replicas_on_one_postgres_dispatch_each_issue_exactly_once(
                     await wait_until(router.fired.is_set, left(), f"the kill at session {KILL_AT}")
                     exit_code = router.replicas[VICTIM].wait(10)
                     # At once: within LEASE_SECONDS nobody else may take these jobs.
-                    in_flight = await _jobs(
-                        database_url,
-                        "state = 'running' AND locked_by LIKE $1",
-                        f"%:{router.replicas[VICTIM].pid}:%",
-                    )
+                    for pid in router.killed_pids:
+                        in_flight |= await _jobs(
+                            database_url, "state = 'running' AND locked_by LIKE $1", f"%:{pid}:%"
+                        )
             live = [url for n, url in enumerate(urls) if not (kill and n == VICTIM)]
 
             # What got no 2xx from any replica is sent again to a live one, as `replay` would.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import time
 from pathlib import Path
@@ -14,6 +15,15 @@ from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 INSTALLATION_ID = 4242
+# Every event GitHub sends is new in time: a fresh `updated_at` (and a fresh comment id),
+# which is what tells a new event from a replayed one. Builders stamp one each call.
+_COMMENT_IDS = itertools.count(492700400)
+
+
+def moment() -> str:
+    """A timestamp no earlier call returned, as GitHub writes them: now, or a second after
+    the last one handed out when that is later (a webhook follows its event)."""
+    return stamp()
 
 
 @functools.cache
@@ -58,9 +68,15 @@ def _place(
     return payload
 
 
+_LAST = [0.0]
+
+
 def stamp(at: float | None = None) -> str:
-    """A time as GitHub's payloads write it; now by default (a webhook follows its event)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+    """A time as GitHub's payloads write it; by default now, each call a later second than
+    the one before (a new event never repeats its timestamp)."""
+    if at is None:
+        at = _LAST[0] = max(float(int(time.time())), _LAST[0] + 1)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def labeled(
@@ -80,6 +96,7 @@ def labeled(
     payload = _place(fixture("issues.labeled.1.json"), repo, number, installation)
     payload["label"]["name"] = label
     payload["issue"]["labels"].append(dict(payload["label"]))
+    payload["issue"]["updated_at"] = moment()
     payload["sender"].update(login=sender, type=sender_type)
     payload["issue"]["comments"] = comments
     # Labelling touches the issue: its updated_at is the label's time.
@@ -100,6 +117,7 @@ def opened(labels: tuple[str, ...] = ("tembo",), **place: Any) -> dict[str, Any]
         place.get("installation", INSTALLATION_ID),
     )
     payload["issue"]["labels"] = [{"id": i, "name": name} for i, name in enumerate(labels)]
+    payload["issue"]["created_at"] = payload["issue"]["updated_at"] = moment()
     return payload
 
 
@@ -112,7 +130,7 @@ def comment(
     sender_type: str = "User",
     action: str = "created",
     on_pull_request: bool = False,
-    comment_id: int = 492700400,
+    comment_id: int | None = None,
     comments: int = 1,
     installation: int = INSTALLATION_ID,
     at: float | None = None,
@@ -121,8 +139,11 @@ def comment(
     `at` (now by default)."""
     payload = _place(fixture("issue_comment.created.1.json"), repo, number, installation)
     payload["action"] = action
-    payload["comment"].update(body=body, id=comment_id, created_at=stamp(at), updated_at=stamp(at))
-    payload["issue"]["updated_at"] = stamp(at)
+    when = stamp(at)
+    payload["comment"].update(
+        body=body, id=comment_id or next(_COMMENT_IDS), created_at=when, updated_at=when
+    )
+    payload["issue"]["updated_at"] = when
     payload["comment"]["user"].update(login=sender, type=sender_type)
     payload["sender"].update(login=sender, type=sender_type)
     payload["issue"]["comments"] = comments

@@ -266,11 +266,24 @@ class AppProcess:
                     raise TimeoutError(f"{self.name} not ready in {timeout} s:\n{self.tail()}")
                 await asyncio.sleep(0.05)
 
+    def family(self) -> list[int]:
+        """This process and its descendants (`serve` runs ingest and the worker as
+        children of a supervisor), from /proc."""
+        found, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    queue += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
     def kill(self) -> None:
-        """`kill -9`: no shutdown, no flush, no lease handed back. Safe from any thread."""
+        """`kill -9` of the whole process group: no shutdown, no flush, no lease handed
+        back. Safe from any thread."""
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def wait(self, timeout: float = 10.0) -> int:
         assert self.proc is not None

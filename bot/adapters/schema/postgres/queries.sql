@@ -29,6 +29,25 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (delivery_id) DO NOTHING
 RETURNING delivery_id;
 
+-- name: claim_dedupe_keys
+-- $1 keys, $2 now, $3 since. A row for each key that is new or last seen before $3 (then
+-- taken over); fewer rows than keys means one was seen within the window: a replay.
+INSERT INTO dedupe_keys (key, seen_at) SELECT unnest($1::text[]), $2
+ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at
+WHERE dedupe_keys.seen_at < $3
+RETURNING key;
+
+-- name: record_config_words
+-- $1 repo, $2 installation_id, $3 label, $4 command, $5 now
+INSERT INTO config_words (repo, installation_id, label, command, recorded_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id,
+    label = excluded.label, command = excluded.command, recorded_at = excluded.recorded_at;
+
+-- name: config_words
+-- $1 repo, $2 since
+SELECT label, command FROM config_words WHERE repo = $1 AND recorded_at >= $2;
+
 -- name: has_delivery
 -- $1 delivery_id
 SELECT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1);

@@ -3,6 +3,22 @@ INSERT INTO deliveries (delivery_id, event, action, received_at)
 VALUES (:delivery_id, :event, :action, :now)
 ON CONFLICT (delivery_id) DO NOTHING;
 
+-- name: claim_dedupe_key
+-- A row when the key is new or its last sighting is older than :since (then it is taken
+-- over); none when it was seen within the window: the delivery is a replay.
+INSERT INTO dedupe_keys (key, seen_at) VALUES (:key, :now)
+ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at
+WHERE dedupe_keys.seen_at < :since;
+
+-- name: record_config_words
+INSERT INTO config_words (repo, installation_id, label, command, recorded_at)
+VALUES (:repo, :installation_id, :label, :command, :now)
+ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id,
+    label = excluded.label, command = excluded.command, recorded_at = excluded.recorded_at;
+
+-- name: config_words
+SELECT label, command FROM config_words WHERE repo = :repo AND recorded_at >= :since;
+
 -- name: has_delivery
 SELECT 1 FROM deliveries WHERE delivery_id = :delivery_id;
 
