@@ -224,7 +224,8 @@ def timeline_state(events: list[dict[str, Any]]) -> SessionState:
     """The phase a session's timeline ends in, oldest event first as Agen lists them.
 
     A user message after an ending (a follow-up) starts the session again."""
-    phase, raw, reason = "queued", "", ""
+    phase: Phase = "queued"
+    raw, reason = "", ""
     for event in events:
         kind = str(event.get("type") or "")
         if kind in ENDINGS:

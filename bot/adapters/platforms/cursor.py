@@ -217,15 +217,5 @@ def _follow_explain(session_id: str) -> dict[int, str]:
 async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
     """`python -m bot check`: `GET /v1/agents?limit=1` (List Agents), a read that takes
     the same key as a create."""
-    basic = base64.b64encode(f"{api_key}:".encode()).decode()
-    return await probe_read(
-        http,
-        LABEL,
-        base_url.rstrip("/"),
-        AGENTS_PATH,
-        headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-        params={"limit": 1},
-        variable="CURSOR_API_KEY",
-        base_variable="CURSOR_BASE_URL",
-        fix=EXPLAIN[401],
-    )
+    api = CursorPlatform(http, api_key, base_url).client
+    return await probe_read(api, AGENTS_PATH, {"limit": 1}, "CURSOR", EXPLAIN[401])

@@ -156,14 +156,5 @@ def _follow_explain(session_id: str) -> dict[int, str]:
 async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
     """`python -m bot check`: `GET /v1/sessions?limit=1` (list-sessions), a read that
     takes the same key as a create."""
-    return await probe_read(
-        http,
-        LABEL,
-        base_url.rstrip("/"),
-        SESSIONS_PATH,
-        headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-        params={"limit": 1},
-        variable="DEVIN_API_KEY",
-        base_variable="DEVIN_BASE_URL",
-        fix=CREATE_EXPLAIN[401],
-    )
+    api = DevinPlatform(http, api_key, base_url).client
+    return await probe_read(api, SESSIONS_PATH, {"limit": 1}, "DEVIN", CREATE_EXPLAIN[401])

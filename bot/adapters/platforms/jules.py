@@ -199,14 +199,5 @@ def _follow_explain(session_id: str) -> dict[int, str]:
 async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
     """`python -m bot check`: `GET /v1alpha/sources?pageSize=1` (sources/list), the read
     every create starts with."""
-    return await probe_read(
-        http,
-        LABEL,
-        base_url.rstrip("/"),
-        SOURCES_PATH,
-        headers={"X-Goog-Api-Key": api_key, "Accept": "application/json"},
-        params={"pageSize": 1},
-        variable="JULES_API_KEY",
-        base_variable="JULES_BASE_URL",
-        fix=EXPLAIN[401],
-    )
+    api = JulesPlatform(http, api_key, base_url).client
+    return await probe_read(api, SOURCES_PATH, {"pageSize": 1}, "JULES", EXPLAIN[401])

@@ -141,23 +141,27 @@ class TemboPlatform:
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body, valid against seed 001's schema."""
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "repositories": [request.repository.html_url],
-            "targetBranch": request.target_branch,
-            "branchName": request.branch_name,
-        }
+        return self._with_agent(
+            request,
+            {
+                "prompt": request.prompt,
+                "repositories": [request.repository.html_url],
+                "targetBranch": request.target_branch,
+                "branchName": request.branch_name,
+            },
+        )
+
+    def _with_agent(self, request: SessionRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` with the agent asked for, else the operator's default, if any."""
         agent = request.agent or self.default_agent
-        if agent:
-            body["agent"] = agent
-        return body
+        return {**body, "agent": agent} if agent else body
 
     def v1_id(self, dispatch_id: str) -> str:
         return str(uuid.uuid5(V1_NAMESPACE, dispatch_id))
 
     async def v1_body(self, request: SessionRequest) -> dict[str, Any]:
         """The v1 create body (additionalProperties: false in the schema)."""
-        body: dict[str, Any] = {
+        body = {
             "id": self.v1_id(request.dispatch_id),
             "description": request.prompt,
             "codeRepositoryIds": [await self._repository_id(request)],
@@ -165,10 +169,7 @@ class TemboPlatform:
             "targetBranch": request.target_branch,
             "branchName": request.branch_name,
         }
-        agent = request.agent or self.default_agent
-        if agent:
-            body["agent"] = agent
-        return body
+        return self._with_agent(request, body)
 
     async def _repository_id(self, request: SessionRequest) -> str:
         repo = request.repository

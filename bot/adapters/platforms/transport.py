@@ -177,38 +177,6 @@ def session_from(data: Any, platform: str, url_template: str) -> Session:
     )
 
 
-async def probe_read(
-    http: httpx.AsyncClient,
-    platform: str,
-    base_url: str,
-    path: str,
-    *,
-    headers: dict[str, str],
-    params: dict[str, Any],
-    variable: str,
-    base_variable: str,
-    fix: str,
-) -> tuple[bool, str]:
-    """`python -m bot check` for a platform: one read-only request that needs the same
-    credentials as a create, told as `(ok, one line)`. Never raises for a wrong setting."""
-    try:
-        await send(http, platform, "GET", f"{base_url}{path}", headers=headers, params=params)
-    except PlatformError as exc:
-        if exc.status is None:
-            return False, f"{base_variable} {base_url} cannot be reached ({exc.message})"
-        if exc.status in (401, 403):
-            return False, f"{variable} was refused by {base_url} ({exc.status}): {fix}"
-        if exc.status == 404:
-            return False, (
-                f"{base_variable} {base_url} has no GET {path} (404): check {base_variable}"
-            )
-        return False, (
-            f"{platform} answered {exc.status} to GET {path}; the key could not be verified, "
-            "try again later"
-        )
-    return True, f"{variable} accepted by {base_url} (GET {path})"
-
-
 class Api:
     """One platform's HTTP API as an adapter sees it: calls by path, answers as JSON or a
     `PlatformError` (see `send`)."""
@@ -325,3 +293,28 @@ def follow_explain(
         403: f"the {label} key may not see {noun} {session_id}",
         404: f"{label} does not know {noun} {session_id} (or {base_variable} is wrong)",
     }
+
+
+async def probe_read(
+    api: Api, path: str, params: dict[str, Any], prefix: str, fix: str
+) -> tuple[bool, str]:
+    """`python -m bot check` for a platform whose variables are `{prefix}_API_KEY` and
+    `{prefix}_BASE_URL`: one read-only request that needs the same credentials as a
+    create, told as `(ok, one line)`. Never raises for a wrong setting."""
+    variable, base_variable, base_url = f"{prefix}_API_KEY", f"{prefix}_BASE_URL", api.base_url
+    try:
+        await api.get(path, params=params)
+    except PlatformError as exc:
+        if exc.status is None:
+            return False, f"{base_variable} {base_url} cannot be reached ({exc.message})"
+        if exc.status in (401, 403):
+            return False, f"{variable} was refused by {base_url} ({exc.status}): {fix}"
+        if exc.status == 404:
+            return False, (
+                f"{base_variable} {base_url} has no GET {path} (404): check {base_variable}"
+            )
+        return False, (
+            f"{api.label} answered {exc.status} to GET {path}; the key could not be verified, "
+            "try again later"
+        )
+    return True, f"{variable} accepted by {base_url} (GET {path})"
