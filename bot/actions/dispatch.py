@@ -235,8 +235,8 @@ async def _record(
         agent=request.agent,
         branch=request.branch_name,
         target=request.target_branch,
+        notes=notes,
     )
-    view["notes"] = list(notes)
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=ident,
@@ -271,8 +271,8 @@ def _link_comment(
         agent=request.agent,
         branch=request.branch_name,
         target=request.target_branch,
+        notes=notes,  # e.g. "Tembo answered 401; started on Agen instead"
     )
-    view["notes"] = list(notes)  # e.g. "Tembo answered 401; started on Agen instead"
     return messages.status_comment(view, ident)
 
 

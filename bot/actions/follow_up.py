@@ -48,9 +48,8 @@ async def follow_up(
     await _note(ctx, decision, progress, "sent")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ctx.clock()))
     note = f"📨 follow-up from @{found.sender.login} sent to the session ({stamp})"
-    notes = list(record.view.get("notes", []))
-    if note not in notes:
-        view = {**record.view, "notes": [*notes, note]}
+    if note not in record.view.notes:
+        view = dataclasses.replace(record.view, notes=(*record.view.notes, note))
         await edit_view(ctx, record, view, priority=Priority.REPLY)
     log(logger, "session.follow_up", session_id=record.session_id, **fields)
     return Outcome("done", "follow-up sent")

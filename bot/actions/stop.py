@@ -47,7 +47,7 @@ async def stop(
                 continue
             stopped = (*progress.journal.stopped, record.dispatch_id)
             await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
-        view = {**record.view, "phase": "stopped", "reason": why}
+        view = dataclasses.replace(record.view, phase="stopped", reason=why)
         await edit_view(ctx, record, view, "stopped", priority=Priority.REPLY)
         await ctx.store.end_reservation(record.dispatch_id, "ended")
         await note(
