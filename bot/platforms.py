@@ -93,21 +93,10 @@ class Platform:
     probe: Probe | None = None
 
     # The adapter's capabilities, known without building it (ports.SessionPlatform).
-    @property
-    def can_find(self) -> bool:
-        return bool(self.adapter.can_find)
-
-    @property
-    def can_read(self) -> bool:
-        return bool(self.adapter.can_read)
-
-    @property
-    def can_message(self) -> bool:
-        return bool(self.adapter.can_message)
-
-    @property
-    def can_stop(self) -> bool:
-        return bool(self.adapter.can_stop)
+    can_find = property(lambda self: bool(self.adapter.can_find))
+    can_read = property(lambda self: bool(self.adapter.can_read))
+    can_message = property(lambda self: bool(self.adapter.can_message))
+    can_stop = property(lambda self: bool(self.adapter.can_stop))
 
     def unset(self, env: PlatformEnv) -> list[str]:
         """The required variables that have no value."""

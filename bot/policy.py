@@ -118,6 +118,29 @@ def rank(permission: str) -> int:
     return PERMISSIONS.index(permission) if permission in PERMISSIONS else -1
 
 
+def _trigger(
+    kind: TriggerKind,
+    event: IssueEvent | CommentEvent,
+    *,
+    at: float,
+    command: Command | None = None,
+    comment_id: int | None = None,
+    problem: Problem | None = None,
+) -> Trigger:
+    """The trigger `event` makes: who, where and when, from the event."""
+    return Trigger(
+        kind,
+        event.installation_id,
+        event.repository,
+        event.issue,
+        event.sender,
+        command=command,
+        comment_id=comment_id,
+        problem=problem,
+        at=at,
+    )
+
+
 def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
     if isinstance(event, IssueEvent):
         if event.issue.is_pull_request:
@@ -125,29 +148,15 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
         if event.action == "closed":
             if event.issue.state_reason != "not_planned":
                 return Ignore("closed, but not as not planned")
-            return Trigger(
-                kind="close",
-                installation_id=event.installation_id,
-                repository=event.repository,
-                issue=event.issue,
-                sender=event.sender,
-                at=event.issue.updated_at,
-            )
+            return _trigger("close", event, at=event.issue.updated_at)
         if event.action == "labeled" and event.label != config.label:
             return Ignore(f"label {event.label!r} is not {config.label!r}")
         if event.action == "opened" and config.label not in event.issue.labels:
             return Ignore("opened without the label")
         if event.sender.is_bot and event.sender.login not in config.allow_bots:
             return Ignore(f"bot {event.sender.login} is not in allow_bots")
-        return Trigger(
-            kind="label",
-            installation_id=event.installation_id,
-            repository=event.repository,
-            issue=event.issue,
-            sender=event.sender,
-            # The issue's updated_at is the label's time: labelling touches the issue.
-            at=event.issue.updated_at,
-        )
+        # The issue's updated_at is the label's time: labelling touches the issue.
+        return _trigger("label", event, at=event.issue.updated_at)
     if isinstance(event, CommentEvent):
         if messages.has_marker(event.comment.body):
             return Ignore("the app's own comment")
@@ -162,12 +171,9 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
             command, problem = Command(), exc.problem
         if command is None:
             return Ignore("no command in the comment")
-        return Trigger(
-            kind="command",
-            installation_id=event.installation_id,
-            repository=event.repository,
-            issue=event.issue,
-            sender=event.sender,
+        return _trigger(
+            "command",
+            event,
             command=command,
             comment_id=event.comment.id,
             problem=problem,

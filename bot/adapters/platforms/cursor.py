@@ -47,7 +47,8 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import Api, dig, follow_explain, items, probe_read, state
+from bot.adapters.platforms.transport import Api, follow_explain, items, probe_read, state
+from bot.events import dig
 from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "cursor"

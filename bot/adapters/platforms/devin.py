@@ -44,7 +44,8 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import Api, dig, follow_explain, probe_read, state
+from bot.adapters.platforms.transport import Api, follow_explain, probe_read, state
+from bot.events import dig
 from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "devin"

@@ -39,14 +39,13 @@ import httpx
 
 from bot.adapters.platforms.transport import (
     Api,
-    dig,
     follow_explain,
     items,
     probe_read,
     remember,
     state,
 )
-from bot.events import Repository
+from bot.events import Repository, dig
 from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "jules"

@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import Api, dig, items, session_from, state
+from bot.adapters.platforms.transport import Api, items, session_from, state
+from bot.events import dig
 from bot.ports import (
     Phase,
     PlatformError,

@@ -53,7 +53,6 @@ import httpx
 from bot.adapters.platforms.transport import (
     TIMEOUT,
     Api,
-    dig,
     error_for,
     error_message,
     follow_explain,
@@ -61,14 +60,8 @@ from bot.adapters.platforms.transport import (
     reaching,
     with_agent,
 )
-from bot.ports import (
-    Phase,
-    PlatformError,
-    Session,
-    SessionRequest,
-    SessionState,
-    Steps,
-)
+from bot.events import dig
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "recoup"
 LABEL = "Recoup"

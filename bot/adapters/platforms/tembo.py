@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bot.adapters.platforms.transport import Api, dig, follow_explain, items, send, state
+from bot.adapters.platforms.transport import Api, follow_explain, items, send, state
+from bot.events import dig
 from bot.ports import (
     Phase,
     PlatformError,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bot import __version__
+from bot.events import dig
 from bot.ports import Phase, PlatformError, Session, SessionState, is_transient_status
 from bot.sanitize import code
 
@@ -275,13 +276,6 @@ def items(data: Any, *keys: str) -> list[dict[str, Any]]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def dig(data: Any, *keys: str) -> Any:
-    """`data[k1][k2]...`, or None where an object or key is missing."""
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
 
 
 def follow_explain(
