@@ -20,7 +20,7 @@ from bot.events import Comment
 from bot.fleet import Over
 from bot.ledger import LedgerRow
 from bot.platforms import display_name
-from bot.ports import Phase, Session, SessionRecord, SessionView
+from bot.ports import Phase, Session, SessionRecord, SessionRequest, SessionView
 from bot.replies import (
     ConfigProblems,
     Denied,
@@ -78,22 +78,16 @@ def starting(platform: str, who: str, ident: str) -> str:
 
 
 def session_view(
-    session: Session,
-    *,
-    platform: str,
-    agent: str | None,
-    branch: str,
-    target: str,
-    notes: tuple[str, ...] = (),
+    session: Session, request: SessionRequest, *, platform: str, notes: tuple[str, ...] = ()
 ) -> SessionView:
     """A new session's view (`ports.SessionView`): the session's own notes, then `notes`."""
     return SessionView(
         platform=platform,
         url=session.url,
         session_id=session.id,
-        agent=agent,
-        branch=branch,
-        target=target,
+        agent=request.agent,
+        branch=request.branch_name,
+        target=request.target_branch,
         notes=(*session.notes, *notes),
     )
 
@@ -130,13 +124,6 @@ def status_comment(view: SessionView, ident: str) -> str:
     ]
     lines += [f"- {note}" for note in view.notes]
     return _with_marker("\n".join(lines), ident)
-
-
-def created(
-    session: Session, *, platform: str, agent: str | None, branch: str, target: str, ident: str
-) -> str:
-    view = session_view(session, platform=platform, agent=agent, branch=branch, target=target)
-    return status_comment(view, ident)
 
 
 def follow_up_failed(record: SessionRecord, reason: str) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 from bot import messages
-from bot.ports import Session, SessionView
+from bot.events import Repository
+from bot.ports import Session, SessionRequest, SessionView
 
 # A `sessions.view` value as messages.session_view wrote it before SessionView, after a
 # follow found a pull request (bot/actions/follow.py at 802a1f6).
@@ -45,9 +46,15 @@ def test_a_partial_or_unknown_view_takes_defaults() -> None:
 
 def test_a_new_sessions_view_carries_its_own_notes_then_the_dispatchs() -> None:
     session = Session(id="s-1", url="https://x/s-1", notes=("private repository",))
-    view = messages.session_view(
-        session, platform="recoup", agent=None, branch="b", target="main", notes=("fell back",)
+    request = SessionRequest(
+        dispatch_id="gh-1",
+        title="t",
+        prompt="p",
+        repository=Repository("octo/hello", "https://github.com/octo/hello", "", "main"),
+        target_branch="main",
+        branch_name="b",
     )
+    view = messages.session_view(session, request, platform="recoup", notes=("fell back",))
     assert view.notes == ("private repository", "fell back")
     assert view.phase == "started"
     assert "- fell back" in messages.status_comment(view, "gh-1")
