@@ -4,7 +4,8 @@ Same contract and semantics as `SQLiteStore` (tests/contract/test_store_contract
 against both). What SQLite gets from its single writer, this store gets from row locks
 (`FOR UPDATE SKIP LOCKED`), advisory locks and leases, so any number of processes can
 ingest and claim from one database. SQL lives in `schema/postgres/`; this module only
-wires it to asyncpg, and keeps inline only the `CREATE SCHEMA` whose name it must quote.
+wires it to asyncpg (rows become values in `rows.py`, shared with SQLite), and keeps
+inline only the `CREATE SCHEMA` whose name it must quote.
 """
 
 from __future__ import annotations

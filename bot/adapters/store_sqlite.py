@@ -7,6 +7,9 @@ Deliveries are group-committed: `enqueue` calls that arrive while a commit is ru
 wait for it, then go to disk together in the next transaction (one fsync, one trip to
 the thread). Each call still returns only after its own rows are committed, so a 202
 still means "on disk"; a lone delivery is written at once, with no timer to wait for.
+
+SQL lives in `schema/sqlite/`; rows become values (and values rows) in `rows.py`, shared
+with the PostgreSQL store.
 """
 
 from __future__ import annotations
