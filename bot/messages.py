@@ -85,10 +85,10 @@ def session_view(
         platform=platform,
         url=session.url,
         session_id=session.id,
+        notes=(*session.notes, *notes),
         agent=request.agent,
         branch=request.branch_name,
         target=request.target_branch,
-        notes=(*session.notes, *notes),
     )
 
 

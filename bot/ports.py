@@ -291,16 +291,20 @@ class SessionView:
     it. Stored as JSON (`to_json`/`from_json`, one place): lists for the tuples, so rows
     written before this type existed load unchanged."""
 
+    # The session: its platform's name, link and id.
     platform: str = ""
     url: str = ""
     session_id: str = ""
+    # Where it stands, as last read from its platform.
+    phase: Phase = "started"
+    pull_requests: tuple[str, ...] = ()
+    # What it was asked for: the agent (None: the platform's default) and the branches.
     agent: str | None = None
     branch: str = ""
     target: str = ""
-    phase: Phase = "started"
-    pull_requests: tuple[str, ...] = ()
-    reason: str = ""
+    # Lines a maintainer should read (a fallback taken, a follow-up sent, ...).
     notes: tuple[str, ...] = ()
+    reason: str = ""  # why it failed or stopped, in the platform's words
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -33,17 +33,10 @@ from typing import Any
 
 import httpx
 
+from bot import ports
 from bot.adapters.platforms.transport import Api, items, session_from, state
 from bot.events import dig
-from bot.ports import (
-    Phase,
-    PlatformError,
-    Session,
-    SessionRequest,
-    SessionState,
-    Steps,
-    has_trailer,
-)
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "magnet"
 LABEL = "Magnet"
@@ -132,7 +125,7 @@ class MagnetPlatform:
         ]
         for item in ours[:CANDIDATES]:
             session = dig(await self._get(f"{SESSIONS_PATH}/{item['id']}"), "session")
-            if isinstance(session, dict) and has_trailer(
+            if isinstance(session, dict) and ports.has_trailer(
                 _first_user_message(session), request.dispatch_id
             ):
                 return self._session(session)
