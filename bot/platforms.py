@@ -113,6 +113,17 @@ def _tembo(env: PlatformEnv, http: httpx.AsyncClient) -> TemboPlatform:
     )
 
 
+def _magnet(env: PlatformEnv, http: httpx.AsyncClient) -> MagnetPlatform:
+    return MagnetPlatform(
+        http,
+        env.require("MAGNET_SESSION_COOKIE"),
+        env.require("MAGNET_ORGANIZATION_ID"),
+        env.require("MAGNET_BASE_URL"),
+        env.require("MAGNET_SESSION_URL"),
+        api_key=env.get("MAGNET_API_KEY"),
+    )
+
+
 KeyProbe = Callable[[httpx.AsyncClient, str, str], Awaitable[tuple[bool, str]]]
 
 
@@ -157,10 +168,11 @@ def keyed(
 
 REGISTRY: tuple[Platform, ...] = (
     Platform(
-        name="tembo",
-        display="Tembo",
-        usage="Tembo's coding agents open a pull request",
-        adapter=TemboPlatform,
+        "tembo",
+        "Tembo",
+        "Tembo's coding agents open a pull request",
+        TemboPlatform,
+        _tembo,
         variables=(
             Variable("TEMBO_API_KEY", secret=True),
             Variable("TEMBO_BASE_URL", default="https://api.tembo.io", url=True),
@@ -170,7 +182,6 @@ REGISTRY: tuple[Platform, ...] = (
         required=("TEMBO_API_KEY",),
         missing="ask its operator to add a Tembo API key",
         base_url="TEMBO_BASE_URL",
-        build=_tembo,
         probe=tembo_probe,
     ),
     keyed(
@@ -197,10 +208,11 @@ REGISTRY: tuple[Platform, ...] = (
         missing="ask its operator to add an Agen API key",
     ),
     Platform(
-        name="magnet",
-        display="Magnet",
-        usage="Magnet names its own branch and opens a pull request",
-        adapter=MagnetPlatform,
+        "magnet",
+        "Magnet",
+        "Magnet names its own branch and opens a pull request",
+        MagnetPlatform,
+        _magnet,
         variables=(
             Variable("MAGNET_SESSION_COOKIE", secret=True),
             Variable("MAGNET_ORGANIZATION_ID"),
@@ -216,14 +228,6 @@ REGISTRY: tuple[Platform, ...] = (
             "id into MAGNET_ORGANIZATION_ID"
         ),
         base_url="MAGNET_BASE_URL",
-        build=lambda env, http: MagnetPlatform(
-            http,
-            env.require("MAGNET_SESSION_COOKIE"),
-            env.require("MAGNET_ORGANIZATION_ID"),
-            env.require("MAGNET_BASE_URL"),
-            env.require("MAGNET_SESSION_URL"),
-            api_key=env.get("MAGNET_API_KEY"),
-        ),
     ),
     keyed(
         "devin",
