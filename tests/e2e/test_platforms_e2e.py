@@ -185,6 +185,57 @@ async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_a
     assert session["id"] in comment.body
 
 
+async def test_agen_worker_dying_before_the_prompt_resumes_on_the_session_it_made(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    """Agen's create is answered, then the attempt dies before the prompt is sent; by the
+    retry a later dispatch for the issue has left an unprompted session on the same branch
+    (newest first in Agen's list). The retry meets a new adapter (as on another replica)
+    and finds its own session in the job's journal, not by guessing from the list."""
+    platforms = Platforms(tembo)
+    configured = platforms.settings(settings)
+    http = httpx.AsyncClient(transport=route({github.host: github, **platforms.hosts()}))
+    built: list[object] = []
+
+    def fresh_adapter(name: str) -> SessionPlatform:
+        adapter = registry.build(name, configured, http)
+        built.append(adapter)
+        return adapter
+
+    died: list[str] = []
+
+    def die_before_the_prompt(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path.endswith("/messages") and not died:
+            [ours] = platforms.agen.sessions
+            died.append(ours["id"])
+            platforms.agen.create({"branch_name": ours["branch_name"], "auto_commit": True})
+            raise RuntimeError("the worker's process ended here")
+        return None
+
+    platforms.agen.fault = die_before_the_prompt
+    app = create_app(configured, http=http, platforms=fresh_adapter, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            harness = Harness(app, client, github, tembo)
+            github.permissions[(REPO, "Codertocat")] = "write"
+            github.files[(REPO, ".github/tembo.yml")] = "platform: agen\n"
+            await harness.deliver("issues", payloads.labeled(repo=REPO))
+            await harness.settle()
+            [comment] = github.app_comments()
+            counts = await harness.runtime.store.job_counts("delivery")
+    await http.aclose()
+
+    assert counts == {"done": 1}
+    assert len(built) >= 2 and len({id(a) for a in built}) == len(built)
+    ours, abandoned = died[0], platforms.agen.sessions[1]["id"]
+    assert len(platforms.agen.sessions) == 2  # ours and the other dispatch's: none by the retry
+    [prompt] = platforms.agen.prompts(ours)
+    assert "dispatch-id: gh-" in prompt
+    assert platforms.agen.prompts(abandoned) == []
+    assert ours in comment.body
+
+
 async def test_tembo_v1_lost_answer_through_the_app_makes_one_session_and_reads_no_list(
     settings: Settings, github: FakeGitHub, tembo: FakeTembo
 ) -> None:
