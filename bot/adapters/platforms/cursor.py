@@ -47,7 +47,14 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import Api, follow_explain, items, probe_read, state
+from bot.adapters.platforms.transport import (
+    Api,
+    follow_explain,
+    items,
+    ours_on_conflict,
+    probe_read,
+    state,
+)
 from bot.events import dig
 from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
@@ -117,17 +124,12 @@ class CursorPlatform:
         return body
 
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
-        try:
-            data = await self.client.post(AGENTS_PATH, json=self.body(request), explain=EXPLAIN)
-        except PlatformError as exc:
-            if exc.status != 409:
-                raise
-            # agent_id_conflict: an earlier send made it. (409 is also Cursor's word for
-            # other conflicts; the read below tells them apart.)
-            found = await self.find_session(request)
-            if found is None:
-                raise
-            return found
+        # 409 agent_id_conflict: an earlier send made it. (409 is also Cursor's word for
+        # other conflicts; reading the agent back tells them apart.)
+        return await ours_on_conflict(self._create(request), lambda: self.find_session(request))
+
+    async def _create(self, request: SessionRequest) -> Session:
+        data = await self.client.post(AGENTS_PATH, json=self.body(request), explain=EXPLAIN)
         agent = dig(data, "agent")
         if not isinstance(agent, dict) or not agent.get("id"):
             raise PlatformError(
@@ -154,10 +156,8 @@ class CursorPlatform:
             if archived:
                 return SessionState("stopped", reason=REASONS["ARCHIVED"], raw_status="ARCHIVED")
             return SessionState("queued", raw_status=str(agent.get("status") or ""))
-        run = await self.client.get(RUN_PATH.format(id=session_id, run=run_id), explain=explain)
-        if not isinstance(run, dict) or not run.get("status"):
-            raise PlatformError("Cursor answered a run read with no status", transient=True)
-        current = run_state(run)
+        path = RUN_PATH.format(id=session_id, run=run_id)
+        current = run_state(await self.client.read(path, explain, carrying="status", what="run"))
         if archived and not current.terminal:
             return SessionState(
                 "stopped",
@@ -191,10 +191,7 @@ class CursorPlatform:
                 raise
 
     async def _agent(self, agent_id: str, explain: dict[int, str]) -> dict[str, Any]:
-        data = await self.client.get(AGENT_PATH.format(id=agent_id), explain=explain)
-        if not isinstance(data, dict) or not data.get("id"):
-            raise PlatformError("Cursor answered an agent read with no agent", transient=True)
-        return data
+        return await self.client.read(AGENT_PATH.format(id=agent_id), explain, what="agent")
 
     def _session(self, agent: dict[str, Any], status: Any) -> Session:
         agent_id = str(agent["id"])

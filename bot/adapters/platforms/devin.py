@@ -124,12 +124,8 @@ class DevinPlatform:
         return await self._create(request)
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await self.client.get(
-            SESSION_PATH.format(id=session_id), explain=_follow_explain(session_id)
-        )
-        if not isinstance(data, dict) or not data.get("session_id"):
-            raise PlatformError("Devin answered a session read with no session", transient=True)
-        return session_state(data)
+        path, explain = SESSION_PATH.format(id=session_id), _follow_explain(session_id)
+        return session_state(await self.client.read(path, explain, carrying="session_id"))
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
         await self.client.post(

@@ -132,15 +132,14 @@ class MagnetPlatform:
         return None
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await self.client.get(
+        session = await self.client.read(
             f"{SESSIONS_PATH}/{session_id}",
+            self._read_explain(session_id),
+            inside="session",
+            carrying=None,
             headers=self._read_headers(),
             params={"organizationId": self.organization_id},
-            explain=self._read_explain(session_id),
         )
-        session = dig(data, "session")
-        if not isinstance(session, dict):
-            raise PlatformError("Magnet answered a session read with no session", transient=True)
         return session_state(session)
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:

@@ -210,12 +210,8 @@ class RecoupPlatform:
         return None  # no lookup: the worker resends a lost create at most once
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await self.client.get(
-            SESSION_PATH.format(id=session_id), explain=_follow_explain(session_id)
-        )
-        session = dig(data, "session")
-        if not isinstance(session, dict):
-            raise PlatformError("Recoup answered a session read with no session", transient=True)
+        path, explain = SESSION_PATH.format(id=session_id), _follow_explain(session_id)
+        session = await self.client.read(path, explain, inside="session", carrying=None)
         return session_state(session)
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:

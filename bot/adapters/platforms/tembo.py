@@ -45,7 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bot.adapters.platforms.transport import Api, follow_explain, items, send, state
+from bot.adapters.platforms.transport import (
+    Api,
+    follow_explain,
+    items,
+    ours_on_conflict,
+    send,
+    state,
+)
 from bot.events import dig
 from bot.ports import (
     Phase,
@@ -209,21 +216,12 @@ class TemboPlatform:
         return _session(data)
 
     async def _create_v1(self, request: SessionRequest) -> Session:
-        try:
-            data = await self.client.post(
-                V1_CREATE_PATH,
-                json=await self.v1_body(request),
-                explain=EXPLAIN,
-            )
-        except PlatformError as exc:
-            if exc.status != 409:
-                raise
-            # The id is derived from our dispatch: an earlier send made it.
-            found = await self._find_v1(request)
-            if found is None:
-                raise
-            return found
-        return _session(data)
+        # The id is derived from our dispatch: a 409 means an earlier send made it.
+        return await ours_on_conflict(self._post_v1(request), lambda: self._find_v1(request))
+
+    async def _post_v1(self, request: SessionRequest) -> Session:
+        body = await self.v1_body(request)
+        return _session(await self.client.post(V1_CREATE_PATH, json=body, explain=EXPLAIN))
 
     async def _find_v1(self, request: SessionRequest) -> Session | None:
         session_id = self.v1_id(request.dispatch_id)

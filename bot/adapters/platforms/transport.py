@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -155,6 +155,21 @@ async def send(
     raise error_for(platform, response, explain)
 
 
+async def ours_on_conflict(create: Awaitable[T], find: Callable[[], Awaitable[T | None]]) -> T:
+    """A create that names its own id (derived from the dispatch): 409, that id is taken,
+    means an earlier send of ours made it if `find` reads it back. Anything else, and a
+    409 `find` cannot explain, is raised as it came."""
+    try:
+        return await create
+    except PlatformError as exc:
+        if exc.status != 409:
+            raise
+        found = await find()
+        if found is None:
+            raise
+        return found
+
+
 def remember(memory: OrderedDict[str, T], key: str, value: T) -> None:
     """Keep `value` under `key` in a bounded, oldest-first-out memory."""
     memory[key] = value
@@ -225,6 +240,26 @@ class Api:
 
     async def post(self, path: str, **kwargs: Any) -> Any:
         return await self.call("POST", path, **kwargs)
+
+    async def read(
+        self,
+        path: str,
+        explain: dict[int, str],
+        *,
+        inside: str | None = None,
+        carrying: str | None = "id",
+        what: str = "session",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """GET the object at `path` (under `inside` in the answer, if given), which must
+        carry `carrying` (if given); an answer without it is a passing fault, tried again."""
+        data = await self.get(path, explain=explain, **kwargs)
+        found = dig(data, inside) if inside else data
+        if not isinstance(found, dict) or (carrying and not found.get(carrying)):
+            raise PlatformError(
+                f"{self.label} answered a {what} read with no {what}", transient=True
+            )
+        return found
 
     async def lookup(
         self,
