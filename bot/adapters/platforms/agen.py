@@ -102,13 +102,9 @@ class AgenPlatform:
         base_url: str = "https://api.agenhq.com",
         session_url: str = "https://app.agenhq.com/sessions/{id}",
     ) -> None:
-        self._key = api_key
-        self.client = Api(http, LABEL, base_url, self._headers)
+        self.client = Api(http, LABEL, base_url, {"x-api-key": api_key})
         self.base_url = self.client.base_url
         self.session_url = session_url
-
-    def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body: only fields seed 003 lists. `auto_commit` so the agent's work

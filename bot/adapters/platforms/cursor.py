@@ -104,12 +104,10 @@ class CursorPlatform:
     def __init__(
         self, http: httpx.AsyncClient, api_key: str, base_url: str = "https://api.cursor.com"
     ) -> None:
-        self._basic = base64.b64encode(f"{api_key}:".encode()).decode()
-        self.client = Api(http, LABEL, base_url, self._headers)
+        # Basic, the key as the user name and an empty password.
+        basic = base64.b64encode(f"{api_key}:".encode()).decode()
+        self.client = Api(http, LABEL, base_url, {"Authorization": f"Basic {basic}"})
         self.base_url = self.client.base_url
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Basic {self._basic}", "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

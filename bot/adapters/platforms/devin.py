@@ -91,12 +91,8 @@ class DevinPlatform:
     def __init__(
         self, http: httpx.AsyncClient, api_key: str, base_url: str = "https://api.devin.ai"
     ) -> None:
-        self._key = api_key
-        self.client = Api(http, LABEL, base_url, self._headers)
+        self.client = Api(http, LABEL, base_url, {"Authorization": f"Bearer {api_key}"})
         self.base_url = self.client.base_url
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body. The same for every send of one dispatch, which is what makes

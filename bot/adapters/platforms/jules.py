@@ -94,14 +94,10 @@ class JulesPlatform:
         api_key: str,
         base_url: str = "https://jules.googleapis.com",
     ) -> None:
-        self._key = api_key
-        self.client = Api(http, LABEL, base_url, self._headers)
+        self.client = Api(http, LABEL, base_url, {"X-Goog-Api-Key": api_key})
         self.base_url = self.client.base_url
         # Repository full name (lower case) -> the source's resource name.
         self._sources: OrderedDict[str, str] = OrderedDict()
-
-    def _headers(self) -> dict[str, str]:
-        return {"X-Goog-Api-Key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest, source: str) -> dict[str, Any]:
         return {

@@ -86,20 +86,12 @@ class MagnetPlatform:
         # Accept the cookie as copied from a browser, with or without its name.
         self._cookie = session_cookie.strip().removeprefix(f"{COOKIE}=")
         self.organization_id = organization_id
-        self.client = Api(http, LABEL, base_url, self._headers)
+        self.client = Api(http, LABEL, base_url, {"Cookie": f"{COOKIE}={self._cookie}"})
+        # Reads and lookups: the documented API key when there is one, else the cookie.
+        self.reads = Api(http, LABEL, base_url, {"x-api-key": api_key}) if api_key else self.client
         self.base_url = self.client.base_url
         self.session_url = session_url
         self._explain = explain(organization_id)
-        self._api_key = api_key
-
-    def _headers(self) -> dict[str, str]:
-        return {"Cookie": f"{COOKIE}={self._cookie}", "Accept": "application/json"}
-
-    def _read_headers(self) -> dict[str, str]:
-        """Reads and lookups: the documented API key when there is one, else the cookie."""
-        if self._api_key:
-            return {"x-api-key": self._api_key, "Accept": "application/json"}
-        return self._headers()
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body: only fields seed 004 lists. Magnet names the branch itself."""
@@ -132,12 +124,11 @@ class MagnetPlatform:
         return None
 
     async def get_session(self, session_id: str) -> SessionState:
-        session = await self.client.read(
+        session = await self.reads.read(
             f"{SESSIONS_PATH}/{session_id}",
             self._read_explain(session_id),
             inside="session",
             carrying=None,
-            headers=self._read_headers(),
             params={"organizationId": self.organization_id},
         )
         return session_state(session)
@@ -170,9 +161,7 @@ class MagnetPlatform:
 
     async def _get(self, path: str) -> Any:
         """A read for reconciling; None when Magnet refuses the cookie for it."""
-        return await self.client.lookup(
-            path, headers=self._read_headers(), params={"organizationId": self.organization_id}
-        )
+        return await self.reads.lookup(path, params={"organizationId": self.organization_id})
 
     def _session(self, data: Any) -> Session:
         return session_from(data, "Magnet", self.session_url)

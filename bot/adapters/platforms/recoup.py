@@ -135,13 +135,9 @@ class RecoupPlatform:
         base_url: str = "https://api.recoupable.com",
         chat_url: str = "https://chat.recoupable.com/sessions/{session_id}/chats/{chat_id}",
     ) -> None:
-        self._key = api_key
-        self.client = Api(http, LABEL, base_url, self._headers)
+        self.client = Api(http, LABEL, base_url, {"x-api-key": api_key})
         self.base_url = self.client.base_url
         self.chat_url = chat_url
-
-    def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """Step 1's body: the only field of validateCreateSessionBody.ts we have."""
@@ -263,7 +259,7 @@ class RecoupPlatform:
             async with self.client.http.stream(
                 "POST",
                 self.client.url(CHAT_PATH),
-                headers=with_agent(self._headers()),
+                headers=with_agent(self.client.headers),
                 json=body,
                 timeout=TIMEOUT,
             ) as response:

@@ -50,7 +50,6 @@ from bot.adapters.platforms.transport import (
     follow_explain,
     items,
     ours_on_conflict,
-    send,
     state,
 )
 from bot.events import dig
@@ -134,8 +133,7 @@ class TemboPlatform:
         *,
         api: str = "legacy",
     ) -> None:
-        self._key = api_key
-        self.client = Api(http, "Tembo", base_url, self._headers)
+        self.client = Api(http, "Tembo", base_url, {"Authorization": f"Bearer {api_key}"})
         self.base_url = self.client.base_url
         self.default_agent = default_agent
         self.api = api
@@ -143,9 +141,6 @@ class TemboPlatform:
         self._repository_ids: dict[str, str] = {}
         # Which call answered the last lookup (search or list), for logs and tests.
         self.last_lookup = ""
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body, valid against seed 001's schema."""
@@ -368,18 +363,9 @@ async def probe(env: PlatformEnv, http: httpx.AsyncClient) -> tuple[bool, str]:
         else "TEMBO_API=legacy: sessions are created with POST /session/create"
     )
     path = REPOSITORIES_PATH if api == "v1" else LIST_PATH
+    key = {"Authorization": f"Bearer {env.require('TEMBO_API_KEY')}"}
     try:
-        await send(
-            http,
-            "Tembo",
-            "GET",
-            f"{base}{path}",
-            headers={
-                "Authorization": f"Bearer {env.require('TEMBO_API_KEY')}",
-                "Accept": "application/json",
-            },
-            params={"limit": 1},
-        )
+        await Api(http, "Tembo", base, key).get(path, params={"limit": 1})
     except PlatformError as exc:
         status = exc.status
         if status is None:

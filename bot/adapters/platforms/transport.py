@@ -194,20 +194,20 @@ def session_from(data: Any, platform: str, url_template: str) -> Session:
 
 
 class Api:
-    """One platform's HTTP API as an adapter sees it: calls by path, answers as JSON or a
-    `PlatformError` (see `send`)."""
+    """One platform's HTTP API as an adapter sees it: calls by path with its credentials
+    (`headers`; JSON is asked for), answers as JSON or a `PlatformError` (see `send`)."""
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         label: str,
         base_url: str,
-        headers: Callable[[], dict[str, str]],
+        headers: Mapping[str, str],
     ) -> None:
         self.http = http
         self.label = label
         self.base_url = base_url.rstrip("/")
-        self.headers = headers
+        self.headers = {**headers, "Accept": "application/json"}
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -221,14 +221,13 @@ class Api:
         params: dict[str, Any] | None = None,
         explain: dict[int, str] | None = None,
         wait: httpx.Timeout = TIMEOUT,
-        headers: dict[str, str] | None = None,
     ) -> Any:
         return await send(
             self.http,
             self.label,
             method,
             self.url(path),
-            headers=self.headers() if headers is None else headers,
+            headers=self.headers,
             json=json,
             params=params,
             explain=explain,
@@ -261,18 +260,12 @@ class Api:
             )
         return found
 
-    async def lookup(
-        self,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
+    async def lookup(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
         """A read for reconciling a lost answer; None when the platform refuses it for
         good (a key that may create but not read must still create: the worker then
         sends again, which may duplicate)."""
         try:
-            return await self.get(path, params=params, headers=headers)
+            return await self.get(path, params=params)
         except PlatformError as exc:
             if exc.transient:
                 raise
