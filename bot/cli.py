@@ -10,11 +10,16 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.logs import configure, log
 from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.ports import Store
 
 
 def _settings() -> Settings:
@@ -134,15 +139,23 @@ def worker(settings: Settings, wake_fd: int | None = None) -> int:
     return 0
 
 
-def migrate(settings: Settings, *, quiet: bool = False) -> int:
+@contextlib.asynccontextmanager
+async def _migrated(settings: Settings) -> AsyncIterator[Store]:
+    """The configured store, migrated, closed when the block ends."""
     from bot.adapters.store import open_store
 
+    store = open_store(settings.database_url)
+    try:
+        await store.migrate()
+        yield store
+    finally:
+        await store.close()
+
+
+def migrate(settings: Settings, *, quiet: bool = False) -> int:
     async def main() -> None:
-        store = open_store(settings.database_url)
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
+        async with _migrated(settings):
+            pass
 
     asyncio.run(main())
     if not quiet:
@@ -150,36 +163,38 @@ def migrate(settings: Settings, *, quiet: bool = False) -> int:
     return 0
 
 
-def replay(settings: Settings, since: str, dry_run: bool) -> int:
-    import time
+def _duration(since: str) -> float | None:
+    """`since` (e.g. 6h, 2d) in seconds; None, said on stderr, when it is not one."""
+    from bot.operator.replay import parse_duration
 
+    try:
+        return parse_duration(since)
+    except ValueError as exc:
+        print(f"tembo-dispatch: {exc}", file=sys.stderr)
+        return None
+
+
+def replay(settings: Settings, since: str, dry_run: bool) -> int:
     import httpx
 
     from bot.adapters.github import GitHubClient
-    from bot.adapters.store import open_store
-    from bot.operator.replay import parse_duration
     from bot.operator.replay import replay as run
     from bot.ports import GitHubError
 
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        print(f"tembo-dispatch: {exc}", file=sys.stderr)
+    window = _duration(since)
+    if window is None:
         return 2
 
     async def main() -> int:
-        store = open_store(settings.database_url)
         async with httpx.AsyncClient(timeout=30.0) as http:
             try:
-                await store.migrate()
-                report = await run(
-                    GitHubClient(settings, http), store, time.time() - window, dry_run=dry_run
-                )
+                async with _migrated(settings) as store:
+                    report = await run(
+                        GitHubClient(settings, http), store, time.time() - window, dry_run=dry_run
+                    )
             except GitHubError as exc:
                 print(f"✗ {exc.message}", file=sys.stderr)
                 return 1
-            finally:
-                await store.close()
         verb = "would redeliver" if dry_run else "redelivered"
         print(
             f"{report.listed} delivery attempts since {since} ago, {len(report.failed)} failed, "
@@ -196,25 +211,15 @@ def replay(settings: Settings, since: str, dry_run: bool) -> int:
 
 def report(settings: Settings, since: str, fmt: str) -> int:
     """Print the usage ledger (bot.operator.report) from `since` ago until now."""
-    import time
-
-    from bot.adapters.store import open_store
-    from bot.operator.replay import parse_duration
     from bot.operator.report import render
 
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        print(f"tembo-dispatch: {exc}", file=sys.stderr)
+    window = _duration(since)
+    if window is None:
         return 2
 
     async def main() -> str:
-        store = open_store(settings.database_url)
-        try:
-            await store.migrate()
+        async with _migrated(settings) as store:
             rows = await store.usage(time.time() - window)
-        finally:
-            await store.close()
         return render(rows, "csv" if fmt == "csv" else "json" if fmt == "json" else "table")
 
     sys.stdout.write(asyncio.run(main()))

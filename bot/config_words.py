@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import commands
+from bot.events import dig
 from bot.ports import Store
 from bot.repo_config import RepoConfig
 
@@ -21,14 +22,6 @@ from bot.repo_config import RepoConfig
 CONFIG_TRUSTED_FOR = 60.0
 # How long ingest keeps what it read of the store's records, per repository.
 CONFIG_CACHE_SECONDS = 5.0
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 @dataclass(frozen=True)
@@ -45,13 +38,13 @@ def cannot_trigger(event: str, payload: Mapping[str, Any], words: Words) -> bool
     without the label, a comment whose first line is not the command."""
     action = payload.get("action")
     if event == "issues" and action == "labeled":
-        return bool(_get(payload, "label", "name") != words.label)
+        return bool(dig(payload, "label", "name") != words.label)
     if event == "issues" and action == "opened":
-        labels = _get(payload, "issue", "labels")
-        names = [_get(x, "name") if isinstance(x, dict) else x for x in labels or ()]
+        labels = dig(payload, "issue", "labels")
+        names = [dig(x, "name") if isinstance(x, dict) else x for x in labels or ()]
         return words.label not in names
     if event == "issue_comment" and action == "created":
-        body = _get(payload, "comment", "body")
+        body = dig(payload, "comment", "body")
         if not isinstance(body, str):
             return False
         try:

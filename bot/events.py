@@ -115,6 +115,13 @@ def is_relevant(event: str, action: str | None) -> bool:
     return action is not None and action in ACTIONS.get(event, frozenset())
 
 
+def dig(data: Any, *keys: str) -> Any:
+    """`data[k1][k2]...` of decoded JSON, or None where an object or a key is missing."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 

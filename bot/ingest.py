@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot import policy, webhook
 from bot.config_words import ConfigWords, cannot_trigger
+from bot.events import dig as _get
 from bot.events import lock_key
 from bot.logs import log
 from bot.metrics import Metrics
@@ -79,14 +80,6 @@ def _answer(content: bytes, status: int) -> Response:
 
 
 # -- what a delivery is, for dedupe and for the config filter (pure) ---------------------
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 def dedupe_keys(event: str, payload: Mapping[str, Any], body: bytes) -> tuple[str, ...]:

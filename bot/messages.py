@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, assert_never
+from typing import assert_never
 
 from bot import platforms
 from bot.commands import KEYS, USAGE, Problem
@@ -20,7 +20,7 @@ from bot.events import Comment
 from bot.fleet import Over
 from bot.ledger import LedgerRow
 from bot.platforms import display_name
-from bot.ports import Session, SessionRecord
+from bot.ports import Phase, Session, SessionRecord, SessionRequest, SessionView
 from bot.replies import (
     ConfigProblems,
     Denied,
@@ -78,25 +78,21 @@ def starting(platform: str, who: str, ident: str) -> str:
 
 
 def session_view(
-    session: Session, *, platform: str, agent: str | None, branch: str, target: str
-) -> dict[str, Any]:
-    """What a session's status comment shows, kept with the session so that whoever edits
-    the comment next (the poller, a follow-up, a stop) starts from it."""
-    return {
-        "platform": platform,
-        "url": session.url,
-        "session_id": session.id,
-        "agent": agent,
-        "branch": branch,
-        "target": target,
-        "phase": "started",
-        "pull_requests": [],
-        "reason": "",
-        "notes": list(session.notes),
-    }
+    session: Session, request: SessionRequest, *, platform: str, notes: tuple[str, ...] = ()
+) -> SessionView:
+    """A new session's view (`ports.SessionView`): the session's own notes, then `notes`."""
+    return SessionView(
+        platform=platform,
+        url=session.url,
+        session_id=session.id,
+        notes=(*session.notes, *notes),
+        agent=request.agent,
+        branch=request.branch_name,
+        target=request.target_branch,
+    )
 
 
-_PHASES = {
+_PHASES: dict[Phase, tuple[str, str]] = {
     "started": ("🚀", "started"),
     "queued": ("⏳", "queued"),
     "working": ("🛠️", "working"),
@@ -106,35 +102,28 @@ _PHASES = {
 }
 
 
-def status_comment(view: dict[str, Any], ident: str) -> str:
-    name = display_name(view["platform"])
-    icon, word = _PHASES.get(view["phase"], ("🛠️", view["phase"]))
-    url = view["url"]
+def status_comment(view: SessionView, ident: str) -> str:
+    name = display_name(view.platform)
+    icon, word = _PHASES[view.phase]
+    url = view.url
     head = f"{icon} {name} session {word}: [{url}]({url})"
-    if view.get("reason"):
+    if view.reason:
         # A platform's words about why its session ended: shown, but inert.
-        head += f"\n\n> {code(str(view['reason']), 500)}"
+        head += f"\n\n> {code(view.reason, 500)}"
     lines = [head]
-    prs = view.get("pull_requests") or []
+    prs = view.pull_requests
     if prs:
         lines += ["", "Pull request" + ("s:" if len(prs) > 1 else ":")]
-        lines += [f"- {link(str(pr))}" for pr in prs]
-    elif view["phase"] == "finished":
+        lines += [f"- {link(pr)}" for pr in prs]
+    elif view.phase == "finished":
         lines += ["", "The platform reported no pull request."]
     lines += [
         "",
-        f"- agent: `{view.get('agent') or 'platform default'}`",
-        f"- branch: `{view['branch']}` → `{view['target']}`",
+        f"- agent: `{view.agent or 'platform default'}`",
+        f"- branch: `{view.branch}` → `{view.target}`",
     ]
-    lines += [f"- {note}" for note in view.get("notes") or []]
+    lines += [f"- {note}" for note in view.notes]
     return _with_marker("\n".join(lines), ident)
-
-
-def created(
-    session: Session, *, platform: str, agent: str | None, branch: str, target: str, ident: str
-) -> str:
-    view = session_view(session, platform=platform, agent=agent, branch=branch, target=target)
-    return status_comment(view, ident)
 
 
 def follow_up_failed(record: SessionRecord, reason: str) -> str:

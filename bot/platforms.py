@@ -20,24 +20,20 @@ An entry says everything the rest of the app asks about a platform:
 
 Adding a platform touches its adapter (`bot/adapters/platforms/<name>.py`), its entry in
 `REGISTRY` below, its fake (`tests/support/fakes/<name>.py`) and its tests: nothing else.
-A new entry looks like this:
+A platform configured by an API key and a base URL takes one call of `keyed`, which
+names its variables `NAME_API_KEY` and `NAME_BASE_URL` and builds the adapter from them:
 
-    Platform(
-        name="devin",
-        display="Devin",
-        usage="Devin opens a pull request; takes messages",
-        adapter=DevinPlatform,
-        variables=(
-            Variable("DEVIN_API_KEY", secret=True),
-            Variable("DEVIN_BASE_URL", default="https://api.devin.ai", url=True),
-        ),
-        required=("DEVIN_API_KEY",),
+    keyed(
+        "devin",
+        "Devin",
+        "Devin opens a pull request; takes messages",
+        DevinPlatform,
+        base_url="https://api.devin.ai",
         missing="ask its operator to add a Devin API key",
-        base_url="DEVIN_BASE_URL",
-        build=lambda env, http: DevinPlatform(
-            http, env.require("DEVIN_API_KEY"), env.require("DEVIN_BASE_URL")
-        ),
+        probe=devin.probe,
     ),
+
+Others (Tembo, Magnet, dry-run) spell their `Platform` out.
 
 `env` is a `settings.PlatformEnv`: `env.get(NAME)` is the value (a secret revealed, a
 default applied) or None; `env.require(NAME)` is the value of a variable listed in
@@ -97,21 +93,10 @@ class Platform:
     probe: Probe | None = None
 
     # The adapter's capabilities, known without building it (ports.SessionPlatform).
-    @property
-    def can_find(self) -> bool:
-        return bool(self.adapter.can_find)
-
-    @property
-    def can_read(self) -> bool:
-        return bool(self.adapter.can_read)
-
-    @property
-    def can_message(self) -> bool:
-        return bool(self.adapter.can_message)
-
-    @property
-    def can_stop(self) -> bool:
-        return bool(self.adapter.can_stop)
+    can_find = property(lambda self: bool(self.adapter.can_find))
+    can_read = property(lambda self: bool(self.adapter.can_read))
+    can_message = property(lambda self: bool(self.adapter.can_message))
+    can_stop = property(lambda self: bool(self.adapter.can_stop))
 
     def unset(self, env: PlatformEnv) -> list[str]:
         """The required variables that have no value."""
@@ -128,12 +113,66 @@ def _tembo(env: PlatformEnv, http: httpx.AsyncClient) -> TemboPlatform:
     )
 
 
+def _magnet(env: PlatformEnv, http: httpx.AsyncClient) -> MagnetPlatform:
+    return MagnetPlatform(
+        http,
+        env.require("MAGNET_SESSION_COOKIE"),
+        env.require("MAGNET_ORGANIZATION_ID"),
+        env.require("MAGNET_BASE_URL"),
+        env.require("MAGNET_SESSION_URL"),
+        api_key=env.get("MAGNET_API_KEY"),
+    )
+
+
+KeyProbe = Callable[[httpx.AsyncClient, str, str], Awaitable[tuple[bool, str]]]
+
+
+def keyed(
+    name: str,
+    display: str,
+    usage: str,
+    adapter: type[Any],
+    *,
+    base_url: str,
+    missing: str,
+    extra: tuple[Variable, ...] = (),
+    probe: KeyProbe | None = None,
+) -> Platform:
+    """The entry of a platform configured by `NAME_API_KEY` and `NAME_BASE_URL` (default
+    `base_url`), then `extra`: its adapter takes the client and their values, in order."""
+    prefix = name.upper()
+    key, base = f"{prefix}_API_KEY", f"{prefix}_BASE_URL"
+    variables = (Variable(key, secret=True), Variable(base, default=base_url, url=True), *extra)
+
+    def build(env: PlatformEnv, http: httpx.AsyncClient) -> SessionPlatform:
+        made: SessionPlatform = adapter(http, *(env.require(v.name) for v in variables))
+        return made
+
+    def check(env: PlatformEnv, http: httpx.AsyncClient) -> Awaitable[tuple[bool, str]]:
+        assert probe is not None
+        return probe(http, env.require(key), env.require(base))
+
+    return Platform(
+        name=name,
+        display=display,
+        usage=usage,
+        adapter=adapter,
+        variables=variables,
+        required=(key,),
+        missing=missing,
+        base_url=base,
+        build=build,
+        probe=check if probe else None,
+    )
+
+
 REGISTRY: tuple[Platform, ...] = (
     Platform(
-        name="tembo",
-        display="Tembo",
-        usage="Tembo's coding agents open a pull request",
-        adapter=TemboPlatform,
+        "tembo",
+        "Tembo",
+        "Tembo's coding agents open a pull request",
+        TemboPlatform,
+        _tembo,
         variables=(
             Variable("TEMBO_API_KEY", secret=True),
             Variable("TEMBO_BASE_URL", default="https://api.tembo.io", url=True),
@@ -143,57 +182,37 @@ REGISTRY: tuple[Platform, ...] = (
         required=("TEMBO_API_KEY",),
         missing="ask its operator to add a Tembo API key",
         base_url="TEMBO_BASE_URL",
-        build=_tembo,
         probe=tembo_probe,
     ),
-    Platform(
-        name="recoup",
-        display="Recoup",
-        usage="Recoup works on the issue's repository in its own sandbox",
-        adapter=RecoupPlatform,
-        variables=(
-            Variable("RECOUP_API_KEY", secret=True),
-            Variable("RECOUP_BASE_URL", default="https://api.recoupable.com", url=True),
+    keyed(
+        "recoup",
+        "Recoup",
+        "Recoup works on the issue's repository in its own sandbox",
+        RecoupPlatform,
+        base_url="https://api.recoupable.com",
+        extra=(
             Variable(
                 "RECOUP_CHAT_URL",
                 default="https://chat.recoupable.com/sessions/{session_id}/chats/{chat_id}",
             ),
         ),
-        required=("RECOUP_API_KEY",),
         missing="ask its operator to add a Recoup API key",
-        base_url="RECOUP_BASE_URL",
-        build=lambda env, http: RecoupPlatform(
-            http,
-            env.require("RECOUP_API_KEY"),
-            env.require("RECOUP_BASE_URL"),
-            env.require("RECOUP_CHAT_URL"),
-        ),
     ),
-    Platform(
-        name="agen",
-        display="Agen",
-        usage="Agen works in the workspace its key belongs to",
-        adapter=AgenPlatform,
-        variables=(
-            Variable("AGEN_API_KEY", secret=True),
-            Variable("AGEN_BASE_URL", default="https://api.agenhq.com", url=True),
-            Variable("AGEN_SESSION_URL", default="https://app.agenhq.com/sessions/{id}"),
-        ),
-        required=("AGEN_API_KEY",),
+    keyed(
+        "agen",
+        "Agen",
+        "Agen works in the workspace its key belongs to",
+        AgenPlatform,
+        base_url="https://api.agenhq.com",
+        extra=(Variable("AGEN_SESSION_URL", default="https://app.agenhq.com/sessions/{id}"),),
         missing="ask its operator to add an Agen API key",
-        base_url="AGEN_BASE_URL",
-        build=lambda env, http: AgenPlatform(
-            http,
-            env.require("AGEN_API_KEY"),
-            env.require("AGEN_BASE_URL"),
-            env.require("AGEN_SESSION_URL"),
-        ),
     ),
     Platform(
-        name="magnet",
-        display="Magnet",
-        usage="Magnet names its own branch and opens a pull request",
-        adapter=MagnetPlatform,
+        "magnet",
+        "Magnet",
+        "Magnet names its own branch and opens a pull request",
+        MagnetPlatform,
+        _magnet,
         variables=(
             Variable("MAGNET_SESSION_COOKIE", secret=True),
             Variable("MAGNET_ORGANIZATION_ID"),
@@ -209,74 +228,36 @@ REGISTRY: tuple[Platform, ...] = (
             "id into MAGNET_ORGANIZATION_ID"
         ),
         base_url="MAGNET_BASE_URL",
-        build=lambda env, http: MagnetPlatform(
-            http,
-            env.require("MAGNET_SESSION_COOKIE"),
-            env.require("MAGNET_ORGANIZATION_ID"),
-            env.require("MAGNET_BASE_URL"),
-            env.require("MAGNET_SESSION_URL"),
-            api_key=env.get("MAGNET_API_KEY"),
-        ),
     ),
-    Platform(
-        name="devin",
-        display="Devin",
-        usage="Devin works from the prompt (which names the repository) and opens a pull "
+    keyed(
+        "devin",
+        "Devin",
+        "Devin works from the prompt (which names the repository) and opens a pull "
         "request; takes messages and stops",
-        adapter=DevinPlatform,
-        variables=(
-            Variable("DEVIN_API_KEY", secret=True),
-            Variable("DEVIN_BASE_URL", default="https://api.devin.ai", url=True),
-        ),
-        required=("DEVIN_API_KEY",),
+        DevinPlatform,
+        base_url="https://api.devin.ai",
         missing="ask its operator to add a Devin v1 API key (apk_user_… or apk_…)",
-        base_url="DEVIN_BASE_URL",
-        build=lambda env, http: DevinPlatform(
-            http, env.require("DEVIN_API_KEY"), env.require("DEVIN_BASE_URL")
-        ),
-        probe=lambda env, http: devin.probe(
-            http, env.require("DEVIN_API_KEY"), env.require("DEVIN_BASE_URL")
-        ),
+        probe=devin.probe,
     ),
-    Platform(
-        name="jules",
-        display="Jules",
-        usage="Jules works on a repository connected to it and opens a pull request; "
+    keyed(
+        "jules",
+        "Jules",
+        "Jules works on a repository connected to it and opens a pull request; "
         "takes messages, cannot be stopped from here",
-        adapter=JulesPlatform,
-        variables=(
-            Variable("JULES_API_KEY", secret=True),
-            Variable("JULES_BASE_URL", default="https://jules.googleapis.com", url=True),
-        ),
-        required=("JULES_API_KEY",),
+        JulesPlatform,
+        base_url="https://jules.googleapis.com",
         missing="ask its operator to add a Jules API key",
-        base_url="JULES_BASE_URL",
-        build=lambda env, http: JulesPlatform(
-            http, env.require("JULES_API_KEY"), env.require("JULES_BASE_URL")
-        ),
-        probe=lambda env, http: jules.probe(
-            http, env.require("JULES_API_KEY"), env.require("JULES_BASE_URL")
-        ),
+        probe=jules.probe,
     ),
-    Platform(
-        name="cursor",
-        display="Cursor",
-        usage="a Cursor cloud agent names its own branch and opens a pull request; takes "
+    keyed(
+        "cursor",
+        "Cursor",
+        "a Cursor cloud agent names its own branch and opens a pull request; takes "
         "messages and stops",
-        adapter=CursorPlatform,
-        variables=(
-            Variable("CURSOR_API_KEY", secret=True),
-            Variable("CURSOR_BASE_URL", default="https://api.cursor.com", url=True),
-        ),
-        required=("CURSOR_API_KEY",),
+        CursorPlatform,
+        base_url="https://api.cursor.com",
         missing="ask its operator to add a Cursor API key",
-        base_url="CURSOR_BASE_URL",
-        build=lambda env, http: CursorPlatform(
-            http, env.require("CURSOR_API_KEY"), env.require("CURSOR_BASE_URL")
-        ),
-        probe=lambda env, http: cursor.probe(
-            http, env.require("CURSOR_API_KEY"), env.require("CURSOR_BASE_URL")
-        ),
+        probe=cursor.probe,
     ),
     Platform(
         name="dry-run",

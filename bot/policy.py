@@ -17,22 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot import messages, platforms
+from bot import messages, platforms, replies
 from bot.commands import Command, CommandError, Problem, mentions, parse
 from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
 from bot.ledger import LedgerRow
 from bot.ports import SessionRecord
-from bot.replies import (
-    ConfigProblems,
-    Denied,
-    Existing,
-    Help,
-    NothingToStop,
-    Reply,
-    Status,
-    UnknownPlatform,
-    Usage,
-)
+from bot.replies import Reply
 from bot.repo_config import PERMISSIONS, ConfigError, RepoConfig
 
 __all__ = ["Reply"]  # part of the decisions handed to the worker
@@ -118,6 +108,29 @@ def rank(permission: str) -> int:
     return PERMISSIONS.index(permission) if permission in PERMISSIONS else -1
 
 
+def _trigger(
+    kind: TriggerKind,
+    event: IssueEvent | CommentEvent,
+    *,
+    at: float,
+    command: Command | None = None,
+    comment_id: int | None = None,
+    problem: Problem | None = None,
+) -> Trigger:
+    """The trigger `event` makes: who, where and when, from the event."""
+    return Trigger(
+        kind,
+        event.installation_id,
+        event.repository,
+        event.issue,
+        event.sender,
+        command=command,
+        comment_id=comment_id,
+        problem=problem,
+        at=at,
+    )
+
+
 def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
     if isinstance(event, IssueEvent):
         if event.issue.is_pull_request:
@@ -125,29 +138,15 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
         if event.action == "closed":
             if event.issue.state_reason != "not_planned":
                 return Ignore("closed, but not as not planned")
-            return Trigger(
-                kind="close",
-                installation_id=event.installation_id,
-                repository=event.repository,
-                issue=event.issue,
-                sender=event.sender,
-                at=event.issue.updated_at,
-            )
+            return _trigger("close", event, at=event.issue.updated_at)
         if event.action == "labeled" and event.label != config.label:
             return Ignore(f"label {event.label!r} is not {config.label!r}")
         if event.action == "opened" and config.label not in event.issue.labels:
             return Ignore("opened without the label")
         if event.sender.is_bot and event.sender.login not in config.allow_bots:
             return Ignore(f"bot {event.sender.login} is not in allow_bots")
-        return Trigger(
-            kind="label",
-            installation_id=event.installation_id,
-            repository=event.repository,
-            issue=event.issue,
-            sender=event.sender,
-            # The issue's updated_at is the label's time: labelling touches the issue.
-            at=event.issue.updated_at,
-        )
+        # The issue's updated_at is the label's time: labelling touches the issue.
+        return _trigger("label", event, at=event.issue.updated_at)
     if isinstance(event, CommentEvent):
         if messages.has_marker(event.comment.body):
             return Ignore("the app's own comment")
@@ -162,12 +161,9 @@ def trigger(event: Event, config: RepoConfig) -> Trigger | Ignore:
             command, problem = Command(), exc.problem
         if command is None:
             return Ignore("no command in the comment")
-        return Trigger(
-            kind="command",
-            installation_id=event.installation_id,
-            repository=event.repository,
-            issue=event.issue,
-            sender=event.sender,
+        return _trigger(
+            "command",
+            event,
             command=command,
             comment_id=event.comment.id,
             problem=problem,
@@ -182,7 +178,7 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
             return Ignore(f"{found.sender.login} closed the issue without the permission")
         # One notice per person per issue, however often or however oddly they ask.
         return Reply(
-            Denied(found.sender.login, config.min_permission),
+            replies.Denied(found.sender.login, config.min_permission),
             once=f"denied:{found.sender.login}",
         )
     # Below TRUSTED, a sender's mistakes are answered once per issue: no reply loop.
@@ -190,33 +186,37 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
         f"refused:{found.sender.login}" if rank(facts.permission) < rank(TRUSTED) else None
     )
     if found.problem is not None:
-        return Reply(Usage(config.command, found.problem), reaction="confused", once=refusal_once)
+        return Reply(
+            replies.Usage(config.command, found.problem), reaction="confused", once=refusal_once
+        )
     live = facts.live()
     command = found.command
     if found.kind == "close":
         return Stop(found, tuple(live)) if live else Ignore("closed; no running session")
     if command is not None and command.name == "help":
-        return Reply(Help(config), reaction="eyes")
+        return Reply(replies.Help(config), reaction="eyes")
     if command is not None and command.name == "status":
         return Reply(
-            Status(facts.sessions, facts.now or None, facts.usage, facts.budget_left),
+            replies.Status(facts.sessions, facts.now or None, facts.usage, facts.budget_left),
             reaction="eyes",
         )
     if command is not None and command.name == "stop":
         if not live:
-            return Reply(NothingToStop(), reaction="confused")
+            return Reply(replies.NothingToStop(), reaction="confused")
         return Stop(found, tuple(live))
     platform = (command.platform if command else None) or config.platform
     if platforms.get(platform) is None:
         return Reply(
-            UnknownPlatform(config.command, platform), reaction="confused", once=refusal_once
+            replies.UnknownPlatform(config.command, platform),
+            reaction="confused",
+            once=refusal_once,
         )
     forced = command is not None and command.new
     if config.one_session_per_issue and not forced and live:
         running = live[-1]
         if command is not None and command.text and running.platform in facts.messageable:
             return FollowUp(found, running)
-        return Reply(Existing(running, config.command), reaction="eyes")
+        return Reply(replies.Existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
     force = command is not None and command.force and rank(facts.permission) >= rank("admin")
     return Dispatch(trigger=found, platform=platform, agent=agent, force=force)
@@ -232,11 +232,12 @@ def config_problem(
         return Ignore("closed; the configuration has problems")
     if rank(permission) < rank(config.min_permission):
         return Reply(
-            Denied(found.sender.login, config.min_permission),
+            replies.Denied(found.sender.login, config.min_permission),
             once=f"denied:{found.sender.login}",
         )
     return Reply(
-        ConfigProblems(error.source, tuple(str(p) for p in error.problems)), reaction="confused"
+        replies.ConfigProblems(error.source, tuple(str(p) for p in error.problems)),
+        reaction="confused",
     )
 
 

@@ -183,14 +183,17 @@ class Session:
     notes: tuple[str, ...] = ()
 
 
+# Where a session stands, as its status comment says it: `started` until a platform
+# first reports one of the others.
+Phase = Literal["started", "queued", "working", "finished", "failed", "stopped"]
+PHASES: tuple[Phase, ...] = ("started", "queued", "working", "finished", "failed", "stopped")
+
+
 @dataclass(frozen=True)
 class SessionState:
-    """What a platform says about a running session, reduced to what the issue shows.
+    """What a platform says about a running session, reduced to what the issue shows."""
 
-    `phase` is one of: queued, working, finished, failed, stopped.
-    """
-
-    phase: str
+    phase: Phase
     pull_requests: tuple[str, ...] = ()
     reason: str = ""  # why it failed or stopped, in the platform's words
     raw_status: str = ""
@@ -259,7 +262,6 @@ PlatformFactory = Callable[[str], SessionPlatform]
 
 JobKind = Literal["delivery", "follow"]
 JobState = Literal["queued", "running", "done", "failed", "dead"]
-Phase = Literal["started", "queued", "working", "finished", "failed", "stopped"]
 
 
 class LostLease(Exception):
@@ -283,6 +285,62 @@ class Job:
 
 
 @dataclass(frozen=True)
+class SessionView:
+    """What a session's status comment shows, kept with the session (`SessionRecord.view`)
+    so that whoever edits the comment next (the poller, a follow-up, a stop) starts from
+    it. Stored as JSON (`to_json`/`from_json`, one place): lists for the tuples, so rows
+    written before this type existed load unchanged."""
+
+    # The session: its platform's name, link and id.
+    platform: str = ""
+    url: str = ""
+    session_id: str = ""
+    # Where it stands, as last read from its platform.
+    phase: Phase = "started"
+    pull_requests: tuple[str, ...] = ()
+    # What it was asked for: the agent (None: the platform's default) and the branches.
+    agent: str | None = None
+    branch: str = ""
+    target: str = ""
+    # Lines a maintainer should read (a fallback taken, a follow-up sent, ...).
+    notes: tuple[str, ...] = ()
+    reason: str = ""  # why it failed or stopped, in the platform's words
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "url": self.url,
+            "session_id": self.session_id,
+            "agent": self.agent,
+            "branch": self.branch,
+            "target": self.target,
+            "phase": self.phase,
+            "pull_requests": list(self.pull_requests),
+            "reason": self.reason,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SessionView:
+        """A stored view; keys it does not know are dropped, missing ones take defaults."""
+        data = data if isinstance(data, dict) else {}
+        phase = data.get("phase")
+        agent = data.get("agent")
+        return cls(
+            platform=str(data.get("platform") or ""),
+            url=str(data.get("url") or ""),
+            session_id=str(data.get("session_id") or ""),
+            agent=str(agent) if agent else None,
+            branch=str(data.get("branch") or ""),
+            target=str(data.get("target") or ""),
+            phase=next((p for p in PHASES if p == phase), "started"),
+            pull_requests=tuple(str(u) for u in data.get("pull_requests") or ()),
+            reason=str(data.get("reason") or ""),
+            notes=tuple(str(n) for n in data.get("notes") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     """A session the app started, and what its status comment shows (`view`)."""
 
@@ -296,7 +354,7 @@ class SessionRecord:
     status: str = ""
     comment_id: int | None = None  # the issue's status comment for this session
     installation_id: int | None = None
-    view: dict[str, Any] = field(default_factory=dict)
+    view: SessionView = field(default_factory=SessionView)
 
 
 class Store(Protocol):
@@ -383,7 +441,7 @@ class Store(Protocol):
 
     async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]: ...
 
-    async def update_session(self, dispatch_id: str, status: str, view: dict[str, Any]) -> None:
+    async def update_session(self, dispatch_id: str, status: str, view: SessionView) -> None:
         """Record a session's latest status and what its status comment now shows."""
         ...
 

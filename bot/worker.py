@@ -102,7 +102,10 @@ class Worker:
 
     async def _wait_for_work(self) -> None:
         due = await self.store.next_run_at()
-        if not self._running and (due is None or due - self.clock() > IDLE_HORIZON):
+        # A wake-up while we looked (a delivery queued, a job ended) may be work the answer
+        # above does not show yet: look again before calling ourselves idle.
+        woken = self._wake.is_set()
+        if not woken and not self._running and (due is None or due - self.clock() > IDLE_HORIZON):
             self.idle.set()
         delay = POLL_SECONDS if due is None else min(max(due - self.clock(), 0.0), POLL_SECONDS)
         if due is not None and delay <= 0:

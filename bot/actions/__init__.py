@@ -17,13 +17,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from bot import messages
 from bot.events import CommentEvent, IssueEvent
 from bot.metrics import Metrics
 from bot.policy import Trigger
-from bot.ports import GitHub, GitHubError, Job, PlatformFactory, Priority, SessionRecord, Store
+from bot.ports import (
+    GitHub,
+    GitHubError,
+    Job,
+    PlatformFactory,
+    Priority,
+    SessionRecord,
+    SessionView,
+    Store,
+)
 
 OutcomeState = Literal["done", "failed", "again"]
 
@@ -80,7 +89,7 @@ async def react_failure(ctx: Context, found: Trigger) -> None:
 async def edit_view(
     ctx: Context,
     record: SessionRecord,
-    view: dict[str, Any],
+    view: SessionView,
     status: str | None = None,
     *,
     priority: Priority = Priority.REPLY,

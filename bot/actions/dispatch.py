@@ -229,14 +229,7 @@ async def _record(
     notes: tuple[str, ...] = (),
 ) -> None:
     found = decision.trigger
-    view = messages.session_view(
-        session,
-        platform=decision.platform,
-        agent=request.agent,
-        branch=request.branch_name,
-        target=request.target_branch,
-    )
-    view["notes"] = list(notes)
+    view = messages.session_view(session, request, platform=decision.platform, notes=notes)
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=ident,
@@ -265,14 +258,8 @@ def _link_comment(
         return messages.dry_run(
             session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
         )
-    view = messages.session_view(
-        session,
-        platform=decision.platform,
-        agent=request.agent,
-        branch=request.branch_name,
-        target=request.target_branch,
-    )
-    view["notes"] = list(notes)  # e.g. "Tembo answered 401; started on Agen instead"
+    # notes: e.g. "Tembo answered 401; started on Agen instead"
+    view = messages.session_view(session, request, platform=decision.platform, notes=notes)
     return messages.status_comment(view, ident)
 
 

@@ -40,17 +40,15 @@ async def follow(ctx: Context, job: Job, progress: Progress) -> Outcome:
             raise
         return Outcome("failed", f"stopped following: {exc.message}")
     phase = state.phase
-    if phase == "queued" and record.view.get("phase") == "started":
+    if phase == "queued" and record.view.phase == "started":
         phase = "started"  # nothing a reader would call news: save the edit
-    view = {
-        **record.view,
-        "phase": phase,
-        "pull_requests": sorted(
-            set(record.view.get("pull_requests", [])) | set(state.pull_requests)
-        ),
-        "reason": state.reason if state.phase in ("failed", "stopped") else "",
-    }
-    opened_pr = view["pull_requests"] and not record.view.get("pull_requests")
+    view = dataclasses.replace(
+        record.view,
+        phase=phase,
+        pull_requests=tuple(sorted(set(record.view.pull_requests) | set(state.pull_requests))),
+        reason=state.reason if state.phase in ("failed", "stopped") else "",
+    )
+    opened_pr = view.pull_requests and not record.view.pull_requests
     polls = progress.journal.polls
     try:
         await edit_view(ctx, record, view, state.phase, priority=Priority.FOLLOW, wait=False)
@@ -60,7 +58,7 @@ async def follow(ctx: Context, job: Job, progress: Progress) -> Outcome:
         run_at = max(short.retry_at, ctx.clock() + min(interval, FOLLOW_FIRST))
         return Outcome("again", f"session {state.phase}; edit waits for GitHub", run_at=run_at)
     if opened_pr:
-        await ctx.store.usage_pull_request(record.dispatch_id, view["pull_requests"][0])
+        await ctx.store.usage_pull_request(record.dispatch_id, view.pull_requests[0])
     if state.terminal:
         await ctx.store.end_reservation(record.dispatch_id, "ended")
     if opened_pr and record.installation_id is not None:

@@ -11,13 +11,13 @@ from bot.events import CommentEvent, IssueEvent
 from bot.journal import load
 from bot.ledger import Kind, LedgerRow
 from bot.policy import Trigger
-from bot.ports import Job, RemoteError
+from bot.ports import Job, RemoteError, SessionRecord
 from bot.repo_config import RepoConfig
 
 
 async def note(
     ctx: Context,
-    found: Trigger,
+    found: Trigger | IssueEvent | CommentEvent,
     kind: Kind,
     outcome: str,
     *,
@@ -45,6 +45,30 @@ async def note(
     )
 
 
+async def note_session(
+    ctx: Context,
+    found: Trigger,
+    kind: Kind,
+    outcome: str,
+    record: SessionRecord,
+    *,
+    key: str,
+    detail: str = "",
+) -> None:
+    """`note` for an act on one session the app started."""
+    await note(
+        ctx,
+        found,
+        kind,
+        outcome,
+        key=key,
+        platform=record.platform,
+        dispatch_id=record.dispatch_id,
+        session_id=record.session_id,
+        detail=detail,
+    )
+
+
 async def gave_up(
     ctx: Context,
     job: Job,
@@ -57,20 +81,15 @@ async def gave_up(
     back only when no create may have reached the platform (otherwise a session may exist
     and keeps counting)."""
     ident = dispatch_id(job)
-    await ctx.store.record_usage(
-        LedgerRow(
-            key=f"{ident}:refusal",
-            at=ctx.clock(),
-            installation_id=event.installation_id,
-            repo=event.repository.full_name,
-            issue=event.issue.number,
-            sender=event.sender.login,
-            platform=platform,
-            kind="refusal",
-            dispatch_id=ident,
-            outcome="gave up",
-            detail=text[:500],
-        )
+    await note(
+        ctx,
+        event,
+        "refusal",
+        "gave up",
+        key=f"{ident}:refusal",
+        platform=platform,
+        dispatch_id=ident,
+        detail=text,
     )
     # The job's journal as claimed, plus the last attempt's own error: either may say a
     # create's outcome is unknown.

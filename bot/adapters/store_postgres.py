@@ -4,7 +4,8 @@ Same contract and semantics as `SQLiteStore` (tests/contract/test_store_contract
 against both). What SQLite gets from its single writer, this store gets from row locks
 (`FOR UPDATE SKIP LOCKED`), advisory locks and leases, so any number of processes can
 ingest and claim from one database. SQL lives in `schema/postgres/`; this module only
-wires it to asyncpg, and keeps inline only the `CREATE SCHEMA` whose name it must quote.
+wires it to asyncpg (rows become values in `rows.py`, shared with SQLite), and keeps
+inline only the `CREATE SCHEMA` whose name it must quote.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Any, Protocol
 import asyncpg
 
 from bot import fleet
+from bot.adapters import rows
 from bot.adapters.sql import migrations, queries
 from bot.ledger import LedgerRow
-from bot.ports import BudgetWindows, Job, LostLease, SessionRecord
+from bot.ports import BudgetWindows, Job, LostLease, SessionRecord, SessionView
 
 Q = queries("postgres")
 
@@ -330,43 +332,16 @@ class PostgresStore:
 
     async def record_session(self, record: SessionRecord) -> None:
         pool = await self._connect()
-        await pool.execute(
-            Q["insert_session"],
-            record.dispatch_id,
-            record.repo,
-            record.issue,
-            record.platform,
-            record.session_id,
-            record.url,
-            record.status,
-            record.created_at,
-            record.comment_id,
-            record.installation_id,
-            json.dumps(record.view),
-        )
+        await pool.execute(Q["insert_session"], *rows.session_params(record).values())
 
     async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]:
         pool = await self._connect()
-        return [
-            SessionRecord(
-                dispatch_id=row["dispatch_id"],
-                repo=row["repo"],
-                issue=row["issue"],
-                platform=row["platform"],
-                session_id=row["session_id"],
-                url=row["url"],
-                created_at=row["created_at"],
-                status=row["status"],
-                comment_id=row["comment_id"],
-                installation_id=row["installation_id"],
-                view=json.loads(row["view"]),
-            )
-            for row in await pool.fetch(Q["sessions_for_issue"], repo, issue)
-        ]
+        found = await pool.fetch(Q["sessions_for_issue"], repo, issue)
+        return [rows.session_record(row) for row in found]
 
-    async def update_session(self, dispatch_id: str, status: str, view: dict[str, Any]) -> None:
+    async def update_session(self, dispatch_id: str, status: str, view: SessionView) -> None:
         pool = await self._connect()
-        await pool.execute(Q["update_session"], dispatch_id, status, json.dumps(view))
+        await pool.execute(Q["update_session"], dispatch_id, status, rows.view_text(view))
 
     async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
         pool = await self._connect()
@@ -398,61 +373,23 @@ class PostgresStore:
             return {
                 "installations": int(await conn.fetchval(Q["count_installations"])),
                 "repositories": int(await conn.fetchval(Q["count_repositories"])),
-                "recent_deliveries": [
-                    {
-                        "delivery_id": r[0],
-                        "event": r[1],
-                        "action": r[2],
-                        "received_at": r[3],
-                        "state": r[4],
-                    }
-                    for r in await conn.fetch(Q["recent_deliveries"])
-                ],
+                "recent_deliveries": rows.recent_deliveries(
+                    await conn.fetch(Q["recent_deliveries"])
+                ),
             }
 
     # -- usage ledger and budgets ------------------------------------------
 
     async def record_usage(self, usage: LedgerRow) -> None:
         pool = await self._connect()
-        await pool.execute(
-            Q["insert_usage"],
-            usage.key,
-            usage.at,
-            usage.installation_id,
-            usage.repo,
-            usage.issue,
-            usage.sender,
-            usage.platform,
-            usage.kind,
-            usage.dispatch_id,
-            usage.session_id,
-            usage.outcome,
-            usage.pr_url,
-            usage.detail,
-        )
+        await pool.execute(Q["insert_usage"], *rows.usage_params(usage).values())
 
     async def usage(
         self, since: float, *, repo: str | None = None, issue: int | None = None
     ) -> list[LedgerRow]:
         pool = await self._connect()
-        return [
-            LedgerRow(
-                key=row["entry_key"],
-                at=row["at"],
-                installation_id=row["installation_id"],
-                repo=row["repo"],
-                issue=row["issue"],
-                sender=row["sender"],
-                platform=row["platform"],
-                kind=row["kind"],
-                dispatch_id=row["dispatch_id"],
-                session_id=row["session_id"],
-                outcome=row["outcome"],
-                pr_url=row["pr_url"],
-                detail=row["detail"],
-            )
-            for row in await pool.fetch(Q["usage_since"], since, repo, issue)
-        ]
+        found = await pool.fetch(Q["usage_since"], since, repo, issue)
+        return [rows.ledger_row(row) for row in found]
 
     async def usage_pull_request(self, dispatch_id: str, url: str) -> None:
         pool = await self._connect()

@@ -7,6 +7,9 @@ Deliveries are group-committed: `enqueue` calls that arrive while a commit is ru
 wait for it, then go to disk together in the next transaction (one fsync, one trip to
 the thread). Each call still returns only after its own rows are committed, so a 202
 still means "on disk"; a lone delivery is written at once, with no timer to wait for.
+
+SQL lives in `schema/sqlite/`; rows become values (and values rows) in `rows.py`, shared
+with the PostgreSQL store.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot import budget, fleet
+from bot.adapters import rows
 from bot.adapters.sql import migrations, queries
 from bot.ledger import LedgerRow
-from bot.ports import BudgetWindows, Job, LostLease, SessionRecord
+from bot.ports import BudgetWindows, Job, LostLease, SessionRecord, SessionView
 
 T = TypeVar("T")
 Q = queries("sqlite")
@@ -317,31 +321,19 @@ class SQLiteStore:
     # -- sessions, notices, installations -----------------------------------
 
     async def record_session(self, record: SessionRecord) -> None:
-        params = {
-            "dispatch_id": record.dispatch_id,
-            "repo": record.repo,
-            "issue": record.issue,
-            "platform": record.platform,
-            "session_id": record.session_id,
-            "url": record.url,
-            "status": record.status,
-            "created_at": record.created_at,
-            "comment_id": record.comment_id,
-            "installation_id": record.installation_id,
-            "view": json.dumps(record.view),
-        }
+        params = rows.session_params(record)
         await self._run(lambda db: db.execute(Q["insert_session"], params))
 
     async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]:
         params = {"repo": repo, "issue": issue}
 
         def read(db: sqlite3.Connection) -> list[SessionRecord]:
-            return [_session(row) for row in db.execute(Q["sessions_for_issue"], params)]
+            return [rows.session_record(row) for row in db.execute(Q["sessions_for_issue"], params)]
 
         return await self._run(read)
 
-    async def update_session(self, dispatch_id: str, status: str, view: dict[str, Any]) -> None:
-        params = {"dispatch_id": dispatch_id, "status": status, "view": json.dumps(view)}
+    async def update_session(self, dispatch_id: str, status: str, view: SessionView) -> None:
+        params = {"dispatch_id": dispatch_id, "status": status, "view": rows.view_text(view)}
         await self._run(lambda db: db.execute(Q["update_session"], params))
 
     async def remember_notice(self, repo: str, issue: int, kind: str, now: float) -> bool:
@@ -377,16 +369,9 @@ class SQLiteStore:
             return {
                 "installations": db.execute(Q["count_installations"]).fetchone()[0],
                 "repositories": db.execute(Q["count_repositories"]).fetchone()[0],
-                "recent_deliveries": [
-                    {
-                        "delivery_id": r[0],
-                        "event": r[1],
-                        "action": r[2],
-                        "received_at": r[3],
-                        "state": r[4],
-                    }
-                    for r in db.execute(Q["recent_deliveries"])
-                ],
+                "recent_deliveries": rows.recent_deliveries(
+                    db.execute(Q["recent_deliveries"]).fetchall()
+                ),
             }
 
         return await self._run(read)
@@ -394,7 +379,7 @@ class SQLiteStore:
     # -- usage ledger and budgets ------------------------------------------
 
     async def record_usage(self, usage: LedgerRow) -> None:
-        params = {**usage.row(), "key": usage.key}
+        params = rows.usage_params(usage)
         await self._run(lambda db: db.execute(Q["insert_usage"], params))
 
     async def usage(
@@ -403,7 +388,7 @@ class SQLiteStore:
         params = {"since": since, "repo": repo, "issue": issue}
 
         def read(db: sqlite3.Connection) -> list[LedgerRow]:
-            return [_usage(tuple(row)) for row in db.execute(Q["usage_since"], params)]
+            return [rows.ledger_row(row) for row in db.execute(Q["usage_since"], params)]
 
         return await self._run(read)
 
@@ -481,44 +466,6 @@ def _counts(db: sqlite3.Connection, reservation: fleet.Reservation, now: float) 
     }
     user, repo, org, running = db.execute(Q["budget_counts"], params).fetchone()
     return fleet.Counts(user_today=user, repo_today=repo, org_today=org, repo_running=running)
-
-
-def _usage(row: tuple[Any, ...]) -> LedgerRow:
-    key, at, installation_id, repo, issue, sender, platform, kind = row[:8]
-    dispatch_id, session_id, outcome, pr_url, detail = row[8:]
-    return LedgerRow(
-        key=key,
-        at=at,
-        installation_id=installation_id,
-        repo=repo,
-        issue=issue,
-        sender=sender,
-        platform=platform,
-        kind=kind,
-        dispatch_id=dispatch_id,
-        session_id=session_id,
-        outcome=outcome,
-        pr_url=pr_url,
-        detail=detail,
-    )
-
-
-def _session(row: tuple[Any, ...]) -> SessionRecord:
-    dispatch_id, repo, issue, platform, session_id, url, created_at, status = row[:8]
-    comment_id, installation_id, view = row[8:]
-    return SessionRecord(
-        dispatch_id=dispatch_id,
-        repo=repo,
-        issue=issue,
-        platform=platform,
-        session_id=session_id,
-        url=url,
-        created_at=created_at,
-        status=status,
-        comment_id=comment_id,
-        installation_id=installation_id,
-        view=json.loads(view),
-    )
 
 
 def _insert(db: sqlite3.Connection, params: dict[str, Any]) -> bool:

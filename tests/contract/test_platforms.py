@@ -483,6 +483,33 @@ async def test_agen_session_unprompted_before_a_restart_is_prompted_not_duplicat
     assert prompts_sent(rig) == [request.prompt]
 
 
+class ProcessDied(BaseException):
+    """The worker's process ends mid-call (kill -9): nothing after it runs."""
+
+
+@pytest.mark.parametrize("rig", ["agen"], indirect=True)
+async def test_agen_process_dying_before_the_prompt_resumes_from_the_journal(rig: Rig) -> None:
+    def die(request: httpx.Request) -> httpx.Response | None:
+        raise ProcessDied
+
+    fail_prompt_once(rig, die)
+    request = session_request()
+    with pytest.raises(ProcessDied):
+        await rig.platform.create_session(request, rig.steps)
+    [ours] = rig.fake.sessions
+    # Before the retry, a later dispatch for the same issue (same branch) made a session
+    # and died too: newest first in Agen's list, and just as unprompted as ours.
+    rig.fake.create({"branch_name": BRANCH, "auto_commit": True})
+    # The retry runs on another replica: a new adapter, the same journal (the store's).
+    replica = rig.again()
+    assert await replica.find_session(request) is None
+    session = await replica.create_session(request, rig.steps)
+    assert session.id == ours["id"]
+    assert len(rig.fake.sessions) == 2  # no session made by the retry
+    assert rig.fake.prompts(ours["id"]) == [request.prompt]
+    assert prompts_sent(rig) == [request.prompt]
+
+
 @pytest.mark.parametrize("rig", ["agen"], indirect=True)
 async def test_agen_lost_create_answer_is_reconciled_not_repeated(rig: Rig) -> None:
     def created_then_lost(request: httpx.Request) -> httpx.Response | None:

@@ -20,7 +20,7 @@ from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
 from bot.adapters.store_postgres import PostgresStore
 from bot.adapters.store_sqlite import SQLiteStore
-from bot.ports import BudgetWindows, LostLease, SessionRecord
+from bot.ports import BudgetWindows, LostLease, SessionRecord, SessionView
 from tests.support.stores import AnyStore, Backend
 
 pytestmark = pytest.mark.anyio
@@ -324,7 +324,7 @@ def session(dispatch_id: str, created_at: float, issue: int = 7) -> SessionRecor
         status="queued",
         comment_id=9000 + issue,
         installation_id=42,
-        view={"agent": "a", "notes": []},
+        view=SessionView(agent="a"),
     )
 
 
@@ -343,10 +343,11 @@ async def test_sessions_for_issue_are_listed_oldest_first(store: AnyStore) -> No
 
 async def test_a_sessions_status_and_view_can_be_updated(store: AnyStore) -> None:
     await store.record_session(session("a", NOW))
-    await store.update_session("a", "finished", {"phase": "finished", "prs": ["u"]})
+    view = SessionView(phase="finished", pull_requests=("u",), notes=("n",))
+    await store.update_session("a", "finished", view)
     [found] = await store.sessions_for_issue("octo/hello", 7)
     assert (found.status, found.comment_id, found.installation_id) == ("finished", 9007, 42)
-    assert found.view == {"phase": "finished", "prs": ["u"]}
+    assert found.view == view
 
 
 # -- jobs that are not deliveries ----------------------------------------------------

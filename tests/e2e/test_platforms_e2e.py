@@ -139,12 +139,12 @@ async def test_a_platform_without_lookup_is_sent_a_lost_create_at_most_twice(
     assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}
 
 
-async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_afresh(
-    settings: Settings, github: FakeGitHub, tembo: FakeTembo
-) -> None:
-    """Three steps through the real app; the sandbox step fails once, and the retry meets a
-    new adapter (as on another replica), which resumes from the job's journal."""
-    platforms = Platforms(tembo)
+async def one_issue_on_fresh_adapters(
+    platforms: Platforms, settings: Settings, github: FakeGitHub, platform: str
+) -> tuple[Any, dict[str, int], list[object]]:
+    """One labelled issue through the real app on `platform`, every adapter lookup a new
+    adapter (as each retry on another replica would meet): the app's one comment, the
+    delivery jobs' states, and the adapters built."""
     configured = platforms.settings(settings)
     http = httpx.AsyncClient(transport=route({github.host: github, **platforms.hosts()}))
     built: list[object] = []
@@ -154,6 +154,27 @@ async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_a
         built.append(adapter)
         return adapter
 
+    app = create_app(configured, http=http, platforms=fresh_adapter, content_per_minute=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            harness = Harness(app, client, github, platforms.tembo)
+            github.permissions[(REPO, "Codertocat")] = "write"
+            github.files[(REPO, ".github/tembo.yml")] = f"platform: {platform}\n"
+            await harness.deliver("issues", payloads.labeled(repo=REPO))
+            await harness.settle()
+            [comment] = github.app_comments()
+            counts = await harness.runtime.store.job_counts("delivery")
+    await http.aclose()
+    return comment, counts, built
+
+
+async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_afresh(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    """Three steps through the real app; the sandbox step fails once, and the retry meets a
+    new adapter (as on another replica), which resumes from the job's journal."""
+    platforms = Platforms(tembo)
     failures = [503]
 
     def sandbox_down_once(request: httpx.Request) -> httpx.Response | None:
@@ -162,18 +183,9 @@ async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_a
         return None
 
     platforms.recoup.fault = sandbox_down_once
-    app = create_app(configured, http=http, platforms=fresh_adapter, content_per_minute=0)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            harness = Harness(app, client, github, tembo)
-            github.permissions[(REPO, "Codertocat")] = "write"
-            github.files[(REPO, ".github/tembo.yml")] = "platform: recoup\n"
-            await harness.deliver("issues", payloads.labeled(repo=REPO))
-            await harness.settle()
-            [comment] = github.app_comments()
-            counts = await harness.runtime.store.job_counts("delivery")
-    await http.aclose()
+    comment, counts, built = await one_issue_on_fresh_adapters(
+        platforms, settings, github, "recoup"
+    )
 
     assert counts == {"done": 1}
     assert len(built) >= 2 and len({id(a) for a in built}) == len(built)
@@ -183,6 +195,37 @@ async def test_recoup_works_on_the_issues_repository_and_resumes_a_failed_step_a
     assert workflow["sessionId"] == session["id"]
     assert "dispatch-id: gh-" in workflow["messages"][0]["parts"][0]["text"]
     assert session["id"] in comment.body
+
+
+async def test_agen_worker_dying_before_the_prompt_resumes_on_the_session_it_made(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    """Agen's create is answered, then the attempt dies before the prompt is sent; by the
+    retry a later dispatch for the issue has left an unprompted session on the same branch
+    (newest first in Agen's list). The retry meets a new adapter (as on another replica)
+    and finds its own session in the job's journal, not by guessing from the list."""
+    platforms = Platforms(tembo)
+    died: list[str] = []
+
+    def die_before_the_prompt(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path.endswith("/messages") and not died:
+            [ours] = platforms.agen.sessions
+            died.append(ours["id"])
+            platforms.agen.create({"branch_name": ours["branch_name"], "auto_commit": True})
+            raise RuntimeError("the worker's process ended here")
+        return None
+
+    platforms.agen.fault = die_before_the_prompt
+    comment, counts, built = await one_issue_on_fresh_adapters(platforms, settings, github, "agen")
+
+    assert counts == {"done": 1}
+    assert len(built) >= 2 and len({id(a) for a in built}) == len(built)
+    ours, abandoned = died[0], platforms.agen.sessions[1]["id"]
+    assert len(platforms.agen.sessions) == 2  # ours and the other dispatch's: none by the retry
+    [prompt] = platforms.agen.prompts(ours)
+    assert "dispatch-id: gh-" in prompt
+    assert platforms.agen.prompts(abandoned) == []
+    assert ours in comment.body
 
 
 async def test_tembo_v1_lost_answer_through_the_app_makes_one_session_and_reads_no_list(

@@ -2,15 +2,19 @@
 session's first user message. The link posted back is `AGEN_SESSION_URL` with the id.
 
 The create call names no repository: the workspace that owns the key decides it. The two
-calls are one unit for the worker. A session whose prompt was not accepted is remembered
-by dispatch id, so a retry sends only the prompt; the prompt carries the dispatch id as
-its `client_id`, so a retry after a lost answer first looks at the session's events and
-does not send it twice. After a restart, `find_session` finds the session by its branch
-name in the session list: one whose events hold our `client_id` is the finished session;
-one with no user message yet is ours, created but not prompted, and the next
-`create_session` prompts it instead of creating another. Dispatches for the same issue
-share a branch name, so the one risk left is adopting an unprompted session another
-dispatch for that issue abandoned.
+calls are one unit for the worker, each journaled in the dispatch's `Steps` (in the store),
+so a retry on any replica resumes at the call that failed:
+
+1. before the create is sent, the journal notes that it was sent; once answered, it holds
+   the session's id. A retry that finds the note but no id (the answer was lost, or the
+   process died) adopts the session on our branch that has no user message yet, if there
+   is one, instead of creating another;
+2. the prompt carries the dispatch id as its `client_id`, so a retry after a lost answer
+   first looks at the session's events and does not send it twice.
+
+`find_session` finds a finished unit: a session on our branch whose events hold our
+`client_id`. Dispatches for the same issue share a branch name, so the one risk left is
+adopting an unprompted session another dispatch for that issue abandoned.
 
 Documented at docs.agenhq.com/api-reference/sessions: list-sessions,
 send-a-user-message-to-the-agent-in-a-session, get-the-session-timeline-events.
@@ -36,13 +40,12 @@ Following a session (issue 10):
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import remember, send, session_from
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+from bot.adapters.platforms.transport import Api, follow_explain, items, session_from
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "agen"
 LABEL = "Agen"
@@ -55,7 +58,7 @@ EVENTS_PATH = "/api/v1/sessions/{id}/events"
 # get-the-session-timeline-events: event `type`s that end a session (the phase they mean),
 # and the `status` values of an event (completed, queued, processing, canceled) as the
 # phase of the newest user message.
-ENDINGS = {
+ENDINGS: dict[str, Phase] = {
     "session_finished": "finished",
     "merge_request_merged": "finished",
     "session_closed": "stopped",
@@ -65,12 +68,16 @@ ENDING_REASONS = {
     "session_closed": "Agen closed the session",
     "merge_request_closed": "the merge request was closed without being merged",
 }
-MESSAGE_PHASES = {
+MESSAGE_PHASES: dict[str, Phase] = {
     "queued": "queued",
     "processing": "working",
     "completed": "working",
     "canceled": "stopped",
 }
+# The dispatch's journal keys (ports.Steps): the create was sent; the session it made.
+STEP_CREATE = "agen.create"
+STEP_SESSION = "agen.session"
+SENT = "sent"
 # Sessions sharing the branch whose events are read before giving up.
 CANDIDATES = 5
 CREATE_EXPLAIN = {
@@ -95,15 +102,9 @@ class AgenPlatform:
         base_url: str = "https://api.agenhq.com",
         session_url: str = "https://app.agenhq.com/sessions/{id}",
     ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
+        self.client = Api(http, LABEL, base_url, {"x-api-key": api_key})
+        self.base_url = self.client.base_url
         self.session_url = session_url
-        # Created, prompt not yet accepted, by dispatch id.
-        self._undelivered: OrderedDict[str, Session] = OrderedDict()
-
-    def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body: only fields seed 003 lists. `auto_commit` so the agent's work
@@ -114,75 +115,71 @@ class AgenPlatform:
         return body
 
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
-        session = self._undelivered.get(request.dispatch_id)
-        if session is None:
-            data = await send(
-                self._http,
-                LABEL,
-                "POST",
-                f"{self.base_url}{SESSIONS_PATH}",
-                headers=self._headers(),
-                json=self.body(request),
-                explain=CREATE_EXPLAIN,
-            )
-            session = self._session(data)
-            remember(self._undelivered, request.dispatch_id, session)
-        elif await self._prompted(session.id, request.dispatch_id):
-            # An earlier attempt's prompt arrived although its answer was lost.
-            self._undelivered.pop(request.dispatch_id, None)
-            return session
+        session, resumed = await self._created(request, steps)
+        if resumed and await self._prompted(session.id, request.dispatch_id):
+            return session  # an earlier attempt's prompt arrived although its answer was lost
         try:
-            await send(
-                self._http,
-                LABEL,
-                "POST",
-                self.base_url + MESSAGES_PATH.format(id=session.id),
-                headers=self._headers(),
+            await self.client.post(
+                MESSAGES_PATH.format(id=session.id),
                 json={"message": request.prompt, "client_id": request.dispatch_id},
                 explain=PROMPT_EXPLAIN,
             )
         except PlatformError as exc:
-            if not exc.transient:
-                self._undelivered.pop(request.dispatch_id, None)
             raise exc.reworded(
                 f"the Agen session {session.url} was created but the prompt could not be "
                 f"sent: {exc.message}"
             ) from exc
-        self._undelivered.pop(request.dispatch_id, None)
         return session
 
-    async def find_session(self, request: SessionRequest) -> Session | None:
-        if request.dispatch_id in self._undelivered:
-            return None  # create_session resumes with the prompt
-        data = await self._get(SESSIONS_PATH)
-        items = data.get("items") if isinstance(data, dict) else None
-        mine = [
+    async def _created(self, request: SessionRequest, steps: Steps) -> tuple[Session, bool]:
+        """Step 1: the session this dispatch made, from the journal, else adopted after a
+        lost answer, else created now; and whether an earlier attempt made it."""
+        known = steps.get(STEP_SESSION)
+        if known:
+            return Session(id=known, url=self.session_url.format(id=known)), True
+        session = await self._unprompted(request) if steps.get(STEP_CREATE) == SENT else None
+        if session is None:
+            # Noted before sending: a process that dies mid-call leaves it for the retry.
+            await steps.put(STEP_CREATE, SENT)
+            try:
+                data = await self.client.post(
+                    SESSIONS_PATH, json=self.body(request), explain=CREATE_EXPLAIN
+                )
+            except PlatformError as exc:
+                if not exc.ambiguous:
+                    await steps.put(STEP_CREATE, "")  # nothing was made: nothing to adopt
+                raise
+            made = self._session(data)
+            await steps.put(STEP_SESSION, made.id)
+            return made, False
+        await steps.put(STEP_SESSION, session.id)
+        return session, True
+
+    async def _mine(self, request: SessionRequest) -> list[dict[str, Any]]:
+        """The sessions on this dispatch's branch, as far as the list shows them."""
+        return [
             item
-            for item in (items if isinstance(items, list) else [])
-            if isinstance(item, dict)
-            and item.get("id")
-            and item.get("branch_name") == request.branch_name
-        ]
-        unprompted: Session | None = None
-        for item in mine[:CANDIDATES]:
-            events = await self._events(str(item["id"]))
-            users = [e for e in events if e.get("type") == "user_message"]
-            if any(e.get("client_id") == request.dispatch_id for e in users):
+            for item in items(await self.client.lookup(SESSIONS_PATH), "items")
+            if item.get("id") and item.get("branch_name") == request.branch_name
+        ][:CANDIDATES]
+
+    async def _unprompted(self, request: SessionRequest) -> Session | None:
+        """A session on our branch with no user message yet: ours, created before its
+        answer was lost."""
+        for item in await self._mine(request):
+            if not any(e.get("type") == "user_message" for e in await self._events(item["id"])):
                 return self._session(item)
-            if not users and unprompted is None:
-                unprompted = self._session(item)
-        if unprompted is not None:
-            # Created before a crash, never prompted: prompt it rather than make another.
-            remember(self._undelivered, request.dispatch_id, unprompted)
         return None
 
+    async def find_session(self, request: SessionRequest) -> Session | None:
+        for item in await self._mine(request):
+            if await self._prompted(str(item["id"]), request.dispatch_id):
+                return self._session(item)
+        return None  # create_session resumes from the journal
+
     async def get_session(self, session_id: str) -> SessionState:
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + EVENTS_PATH.format(id=session_id),
-            headers=self._headers(),
+        data = await self.client.get(
+            EVENTS_PATH.format(id=session_id),
             explain=_follow_explain(session_id, "sessions:read", "all:read"),
         )
         if not isinstance(data, list):
@@ -192,12 +189,8 @@ class AgenPlatform:
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
         if await self._prompted(session_id, dispatch_id):
             return  # an earlier attempt arrived although its answer was lost
-        await send(
-            self._http,
-            LABEL,
-            "POST",
-            self.base_url + MESSAGES_PATH.format(id=session_id),
-            headers=self._headers(),
+        await self.client.post(
+            MESSAGES_PATH.format(id=session_id),
             json={"message": text, "client_id": dispatch_id},
             explain=_follow_explain(session_id, "sessions:write", "all:write"),
         )
@@ -216,25 +209,8 @@ class AgenPlatform:
         )
 
     async def _events(self, session_id: str) -> list[dict[str, Any]]:
-        data = await self._get(EVENTS_PATH.format(id=session_id))
+        data = await self.client.lookup(EVENTS_PATH.format(id=session_id))
         return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
-
-    async def _get(self, path: str) -> Any:
-        """A read for reconciling; None when Agen refuses it (a key without the
-        sessions:read scope must still be able to create sessions: the worker then sends
-        again, which may duplicate)."""
-        try:
-            return await send(
-                self._http,
-                LABEL,
-                "GET",
-                f"{self.base_url}{path}",
-                headers=self._headers(),
-            )
-        except PlatformError as exc:
-            if exc.transient:
-                raise
-            return None
 
     def _session(self, data: Any) -> Session:
         return session_from(data, "Agen", self.session_url)
@@ -244,7 +220,8 @@ def timeline_state(events: list[dict[str, Any]]) -> SessionState:
     """The phase a session's timeline ends in, oldest event first as Agen lists them.
 
     A user message after an ending (a follow-up) starts the session again."""
-    phase, raw, reason = "queued", "", ""
+    phase: Phase = "queued"
+    raw, reason = "", ""
     for event in events:
         kind = str(event.get("type") or "")
         if kind in ENDINGS:
@@ -261,7 +238,6 @@ def timeline_state(events: list[dict[str, Any]]) -> SessionState:
 def _follow_explain(session_id: str, *scopes: str) -> dict[int, str]:
     wanted = " or ".join((*scopes, "sessions:all", "all:all"))
     return {
-        401: "AGEN_API_KEY was refused; create a new key in Agen's workspace settings",
+        **follow_explain(LABEL, CREATE_EXPLAIN[401], "AGEN_BASE_URL", session_id),
         403: f"the Agen key lacks a scope this needs: {wanted}",
-        404: f"Agen does not know session {session_id} (or AGEN_BASE_URL is wrong)",
     }

@@ -47,8 +47,16 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import probe_read, send
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+from bot.adapters.platforms.transport import (
+    Api,
+    follow_explain,
+    items,
+    ours_on_conflict,
+    probe_read,
+    state,
+)
+from bot.events import dig
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "cursor"
 LABEL = "Cursor"
@@ -61,7 +69,7 @@ NAME_LIMIT = 100  # `name`: "Maximum 100 characters"
 # The link in the page's examples, for an answer that carries none.
 AGENT_URL = "https://cursor.com/agents/{id}"
 # Get A Run: the run's `status`.
-PHASES = {
+PHASES: dict[str, Phase] = {
     "CREATING": "queued",
     "RUNNING": "working",
     "FINISHED": "finished",
@@ -96,12 +104,10 @@ class CursorPlatform:
     def __init__(
         self, http: httpx.AsyncClient, api_key: str, base_url: str = "https://api.cursor.com"
     ) -> None:
-        self._http = http
-        self._basic = base64.b64encode(f"{api_key}:".encode()).decode()
-        self.base_url = base_url.rstrip("/")
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Basic {self._basic}", "Accept": "application/json"}
+        # Basic, the key as the user name and an empty password.
+        basic = base64.b64encode(f"{api_key}:".encode()).decode()
+        self.client = Api(http, LABEL, base_url, {"Authorization": f"Basic {basic}"})
+        self.base_url = self.client.base_url
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -116,32 +122,18 @@ class CursorPlatform:
         return body
 
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
-        try:
-            data = await send(
-                self._http,
-                LABEL,
-                "POST",
-                f"{self.base_url}{AGENTS_PATH}",
-                headers=self._headers(),
-                json=self.body(request),
-                explain=EXPLAIN,
-            )
-        except PlatformError as exc:
-            if exc.status != 409:
-                raise
-            # agent_id_conflict: an earlier send made it. (409 is also Cursor's word for
-            # other conflicts; the read below tells them apart.)
-            found = await self.find_session(request)
-            if found is None:
-                raise
-            return found
-        agent = data.get("agent") if isinstance(data, dict) else None
-        run = data.get("run") if isinstance(data, dict) else None
+        # 409 agent_id_conflict: an earlier send made it. (409 is also Cursor's word for
+        # other conflicts; reading the agent back tells them apart.)
+        return await ours_on_conflict(self._create(request), lambda: self.find_session(request))
+
+    async def _create(self, request: SessionRequest) -> Session:
+        data = await self.client.post(AGENTS_PATH, json=self.body(request), explain=EXPLAIN)
+        agent = dig(data, "agent")
         if not isinstance(agent, dict) or not agent.get("id"):
             raise PlatformError(
                 "Cursor answered without an agent id", transient=True, ambiguous=True
             )
-        return self._session(agent, run.get("status") if isinstance(run, dict) else "")
+        return self._session(agent, dig(data, "run", "status"))
 
     async def find_session(self, request: SessionRequest) -> Session | None:
         wanted = agent_id(request.dispatch_id)
@@ -162,33 +154,20 @@ class CursorPlatform:
             if archived:
                 return SessionState("stopped", reason=REASONS["ARCHIVED"], raw_status="ARCHIVED")
             return SessionState("queued", raw_status=str(agent.get("status") or ""))
-        run = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + RUN_PATH.format(id=session_id, run=run_id),
-            headers=self._headers(),
-            explain=explain,
-        )
-        if not isinstance(run, dict) or not run.get("status"):
-            raise PlatformError("Cursor answered a run read with no status", transient=True)
-        state = run_state(run)
-        if archived and not state.terminal:
+        path = RUN_PATH.format(id=session_id, run=run_id)
+        current = run_state(await self.client.read(path, explain, carrying="status", what="run"))
+        if archived and not current.terminal:
             return SessionState(
                 "stopped",
-                state.pull_requests,
+                current.pull_requests,
                 REASONS["ARCHIVED"],
-                f"{state.raw_status} (ARCHIVED)",
+                f"{current.raw_status} (ARCHIVED)",
             )
-        return state
+        return current
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
-        await send(
-            self._http,
-            LABEL,
-            "POST",
-            self.base_url + RUNS_PATH.format(id=session_id),
-            headers=self._headers(),
+        await self.client.post(
+            RUNS_PATH.format(id=session_id),
             json={"prompt": {"text": text}},
             explain={
                 **_follow_explain(session_id),
@@ -204,30 +183,13 @@ class CursorPlatform:
         if not run_id:
             return  # no run was ever started: nothing to stop
         try:
-            await send(
-                self._http,
-                LABEL,
-                "POST",
-                self.base_url + CANCEL_PATH.format(id=session_id, run=run_id),
-                headers=self._headers(),
-                explain=explain,
-            )
+            await self.client.post(CANCEL_PATH.format(id=session_id, run=run_id), explain=explain)
         except PlatformError as exc:
             if exc.status != 409:  # run_not_cancellable: the run has already ended
                 raise
 
     async def _agent(self, agent_id: str, explain: dict[int, str]) -> dict[str, Any]:
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + AGENT_PATH.format(id=agent_id),
-            headers=self._headers(),
-            explain=explain,
-        )
-        if not isinstance(data, dict) or not data.get("id"):
-            raise PlatformError("Cursor answered an agent read with no agent", transient=True)
-        return data
+        return await self.client.read(AGENT_PATH.format(id=agent_id), explain, what="agent")
 
     def _session(self, agent: dict[str, Any], status: Any) -> Session:
         agent_id = str(agent["id"])
@@ -240,43 +202,16 @@ class CursorPlatform:
 
 def run_state(run: dict[str, Any]) -> SessionState:
     """A `GET /v1/agents/{id}/runs/{runId}` answer, reduced to what the issue shows."""
-    raw = str(run.get("status") or "")
-    urls: list[str] = []
-    git = run.get("git")
-    branches = git.get("branches") if isinstance(git, dict) else None
-    for branch in branches if isinstance(branches, list) else []:
-        url = branch.get("prUrl") if isinstance(branch, dict) else None
-        if isinstance(url, str) and url and url not in urls:
-            urls.append(url)
-    return SessionState(
-        # An unknown status is not an end: keep following, and show what Cursor said.
-        phase=PHASES.get(raw, "working"),
-        pull_requests=tuple(urls),
-        reason=REASONS.get(raw, ""),
-        raw_status=raw,
-    )
+    pulls = [branch.get("prUrl") for branch in items(dig(run, "git"), "branches")]
+    return state(str(run.get("status") or ""), PHASES, REASONS, pulls)
 
 
 def _follow_explain(session_id: str) -> dict[int, str]:
-    return {
-        401: EXPLAIN[401],
-        403: f"the Cursor key may not see agent {session_id}",
-        404: f"Cursor does not know agent {session_id} (or CURSOR_BASE_URL is wrong)",
-    }
+    return follow_explain(LABEL, EXPLAIN[401], "CURSOR_BASE_URL", session_id, noun="agent")
 
 
 async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
     """`python -m bot check`: `GET /v1/agents?limit=1` (List Agents), a read that takes
     the same key as a create."""
-    basic = base64.b64encode(f"{api_key}:".encode()).decode()
-    return await probe_read(
-        http,
-        LABEL,
-        base_url.rstrip("/"),
-        AGENTS_PATH,
-        headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-        params={"limit": 1},
-        variable="CURSOR_API_KEY",
-        base_variable="CURSOR_BASE_URL",
-        fix=EXPLAIN[401],
-    )
+    api = CursorPlatform(http, api_key, base_url).client
+    return await probe_read(api, AGENTS_PATH, {"limit": 1}, "CURSOR", EXPLAIN[401])

@@ -44,8 +44,9 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import probe_read, send
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+from bot.adapters.platforms.transport import Api, follow_explain, probe_read, state
+from bot.events import dig
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "devin"
 LABEL = "Devin"
@@ -55,7 +56,7 @@ MESSAGE_PATH = "/v1/sessions/{id}/message"
 # retrieve-details-about-an-existing-session: `status_enum`. Only `finished` and
 # `expired` end a session; `blocked` waits for the user, the suspend/resume states come
 # and go, and a message wakes a suspended session.
-PHASES = {
+PHASES: dict[str, Phase] = {
     "working": "working",
     "blocked": "working",
     "resumed": "working",
@@ -90,12 +91,8 @@ class DevinPlatform:
     def __init__(
         self, http: httpx.AsyncClient, api_key: str, base_url: str = "https://api.devin.ai"
     ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
+        self.client = Api(http, LABEL, base_url, {"Authorization": f"Bearer {api_key}"})
+        self.base_url = self.client.base_url
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body. The same for every send of one dispatch, which is what makes
@@ -109,14 +106,8 @@ class DevinPlatform:
         return await self._create(request)  # one call: nothing to journal
 
     async def _create(self, request: SessionRequest) -> Session:
-        data = await send(
-            self._http,
-            LABEL,
-            "POST",
-            f"{self.base_url}{SESSIONS_PATH}",
-            headers=self._headers(),
-            json=self.body(request),
-            explain=CREATE_EXPLAIN,
+        data = await self.client.post(
+            SESSIONS_PATH, json=self.body(request), explain=CREATE_EXPLAIN
         )
         if not isinstance(data, dict) or not data.get("session_id") or not data.get("url"):
             raise PlatformError(
@@ -129,73 +120,34 @@ class DevinPlatform:
         return await self._create(request)
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + SESSION_PATH.format(id=session_id),
-            headers=self._headers(),
-            explain=_follow_explain(session_id),
-        )
-        if not isinstance(data, dict) or not data.get("session_id"):
-            raise PlatformError("Devin answered a session read with no session", transient=True)
-        return session_state(data)
+        path, explain = SESSION_PATH.format(id=session_id), _follow_explain(session_id)
+        return session_state(await self.client.read(path, explain, carrying="session_id"))
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
-        await send(
-            self._http,
-            LABEL,
-            "POST",
-            self.base_url + MESSAGE_PATH.format(id=session_id),
-            headers=self._headers(),
+        await self.client.post(
+            MESSAGE_PATH.format(id=session_id),
             json={"message": text},
             explain=_follow_explain(session_id),
         )
 
     async def stop_session(self, session_id: str) -> None:
-        await send(
-            self._http,
-            LABEL,
-            "DELETE",
-            self.base_url + SESSION_PATH.format(id=session_id),
-            headers=self._headers(),
-            explain=_follow_explain(session_id),
+        await self.client.call(
+            "DELETE", SESSION_PATH.format(id=session_id), explain=_follow_explain(session_id)
         )
 
 
 def session_state(data: dict[str, Any]) -> SessionState:
     """A `GET /v1/sessions/{session_id}` answer, reduced to what the issue shows."""
     raw = str(data.get("status_enum") or data.get("status") or "")
-    pull = data.get("pull_request")
-    url = pull.get("url") if isinstance(pull, dict) else None
-    return SessionState(
-        # An unknown status is not an end: keep following, and show what Devin said.
-        phase=PHASES.get(raw, "working"),
-        pull_requests=(url,) if isinstance(url, str) and url else (),
-        reason=REASONS.get(raw, ""),
-        raw_status=raw,
-    )
+    return state(raw, PHASES, REASONS, [dig(data, "pull_request", "url")])
 
 
 def _follow_explain(session_id: str) -> dict[int, str]:
-    return {
-        401: CREATE_EXPLAIN[401],
-        403: f"the Devin key may not see session {session_id}",
-        404: f"Devin does not know session {session_id} (or DEVIN_BASE_URL is wrong)",
-    }
+    return follow_explain(LABEL, CREATE_EXPLAIN[401], "DEVIN_BASE_URL", session_id)
 
 
 async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
     """`python -m bot check`: `GET /v1/sessions?limit=1` (list-sessions), a read that
     takes the same key as a create."""
-    return await probe_read(
-        http,
-        LABEL,
-        base_url.rstrip("/"),
-        SESSIONS_PATH,
-        headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-        params={"limit": 1},
-        variable="DEVIN_API_KEY",
-        base_variable="DEVIN_BASE_URL",
-        fix=CREATE_EXPLAIN[401],
-    )
+    api = DevinPlatform(http, api_key, base_url).client
+    return await probe_read(api, SESSIONS_PATH, {"limit": 1}, "DEVIN", CREATE_EXPLAIN[401])

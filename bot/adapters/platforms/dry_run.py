@@ -36,7 +36,7 @@ class DryRunPlatform:
         # The headers transport.send and httpx add, with the adapter's own on top.
         headers = {
             "User-Agent": f"tembo-dispatch/{__version__}",
-            **self.tembo._headers(),
+            **self.tembo.client.headers,
             "Content-Type": "application/json",
             "Authorization": REDACTED,
         }

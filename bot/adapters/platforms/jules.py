@@ -37,9 +37,16 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import probe_read, remember, send
-from bot.events import Repository
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps
+from bot.adapters.platforms.transport import (
+    Api,
+    follow_explain,
+    items,
+    probe_read,
+    remember,
+    state,
+)
+from bot.events import Repository, dig
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "jules"
 LABEL = "Jules"
@@ -52,7 +59,7 @@ SOURCES_PAGES = 20  # enough for 2,000 connected repositories
 # The link in the create example, for an answer that carries none.
 SESSION_URL = "https://jules.google.com/session/{id}"
 # types: SessionState.
-PHASES = {
+PHASES: dict[str, Phase] = {
     "QUEUED": "queued",
     "PLANNING": "working",
     "AWAITING_PLAN_APPROVAL": "working",
@@ -87,14 +94,10 @@ class JulesPlatform:
         api_key: str,
         base_url: str = "https://jules.googleapis.com",
     ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
+        self.client = Api(http, LABEL, base_url, {"X-Goog-Api-Key": api_key})
+        self.base_url = self.client.base_url
         # Repository full name (lower case) -> the source's resource name.
         self._sources: OrderedDict[str, str] = OrderedDict()
-
-    def _headers(self) -> dict[str, str]:
-        return {"X-Goog-Api-Key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest, source: str) -> dict[str, Any]:
         return {
@@ -109,14 +112,8 @@ class JulesPlatform:
 
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         source = await self.source(request.repository)
-        data = await send(
-            self._http,
-            LABEL,
-            "POST",
-            f"{self.base_url}{SESSIONS_PATH}",
-            headers=self._headers(),
-            json=self.body(request, source),
-            explain=EXPLAIN,
+        data = await self.client.post(
+            SESSIONS_PATH, json=self.body(request, source), explain=EXPLAIN
         )
         if not isinstance(data, dict) or not data.get("id"):
             raise PlatformError(
@@ -143,24 +140,15 @@ class JulesPlatform:
             params: dict[str, Any] = {"pageSize": SOURCES_PAGE}
             if token:
                 params["pageToken"] = token
-            data = await send(
-                self._http,
-                LABEL,
-                "GET",
-                f"{self.base_url}{SOURCES_PATH}",
-                headers=self._headers(),
-                params=params,
-                explain=EXPLAIN,
-            )
-            sources = data.get("sources") if isinstance(data, dict) else None
-            for item in sources if isinstance(sources, list) else []:
-                repo = item.get("githubRepo") if isinstance(item, dict) else None
+            data = await self.client.get(SOURCES_PATH, params=params, explain=EXPLAIN)
+            for item in items(data, "sources"):
+                repo = item.get("githubRepo")
                 if not isinstance(repo, dict) or not item.get("name"):
                     continue
                 if f"{repo.get('owner')}/{repo.get('repo')}".lower() == key:
                     remember(self._sources, key, str(item["name"]))
                     return str(item["name"])
-            token = data.get("nextPageToken") if isinstance(data, dict) else None
+            token = dig(data, "nextPageToken")
             if not token:
                 break
         raise PlatformError(
@@ -171,25 +159,12 @@ class JulesPlatform:
         )
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + SESSION_PATH.format(id=session_id),
-            headers=self._headers(),
-            explain=_follow_explain(session_id),
-        )
-        if not isinstance(data, dict) or not data.get("id"):
-            raise PlatformError("Jules answered a session read with no session", transient=True)
-        return session_state(data)
+        path, explain = SESSION_PATH.format(id=session_id), _follow_explain(session_id)
+        return session_state(await self.client.read(path, explain))
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
-        await send(
-            self._http,
-            LABEL,
-            "POST",
-            self.base_url + MESSAGE_PATH.format(id=session_id),
-            headers=self._headers(),
+        await self.client.post(
+            MESSAGE_PATH.format(id=session_id),
             json={"prompt": text},
             explain=_follow_explain(session_id),
         )
@@ -204,42 +179,16 @@ class JulesPlatform:
 
 def session_state(data: dict[str, Any]) -> SessionState:
     """A `GET /v1alpha/sessions/{id}` answer, reduced to what the issue shows."""
-    raw = str(data.get("state") or "")
-    urls: list[str] = []
-    outputs = data.get("outputs")
-    for output in outputs if isinstance(outputs, list) else []:
-        pull = output.get("pullRequest") if isinstance(output, dict) else None
-        url = pull.get("url") if isinstance(pull, dict) else None
-        if isinstance(url, str) and url and url not in urls:
-            urls.append(url)
-    return SessionState(
-        # An unknown state is not an end: keep following, and show what Jules said.
-        phase=PHASES.get(raw, "working"),
-        pull_requests=tuple(urls),
-        reason=REASONS.get(raw, ""),
-        raw_status=raw,
-    )
+    pulls = [dig(output, "pullRequest", "url") for output in items(data, "outputs")]
+    return state(str(data.get("state") or ""), PHASES, REASONS, pulls)
 
 
 def _follow_explain(session_id: str) -> dict[int, str]:
-    return {
-        401: EXPLAIN[401],
-        403: f"the Jules key may not see session {session_id}",
-        404: f"Jules does not know session {session_id} (or JULES_BASE_URL is wrong)",
-    }
+    return follow_explain(LABEL, EXPLAIN[401], "JULES_BASE_URL", session_id)
 
 
 async def probe(http: httpx.AsyncClient, api_key: str, base_url: str) -> tuple[bool, str]:
     """`python -m bot check`: `GET /v1alpha/sources?pageSize=1` (sources/list), the read
     every create starts with."""
-    return await probe_read(
-        http,
-        LABEL,
-        base_url.rstrip("/"),
-        SOURCES_PATH,
-        headers={"X-Goog-Api-Key": api_key, "Accept": "application/json"},
-        params={"pageSize": 1},
-        variable="JULES_API_KEY",
-        base_variable="JULES_BASE_URL",
-        fix=EXPLAIN[401],
-    )
+    api = JulesPlatform(http, api_key, base_url).client
+    return await probe_read(api, SOURCES_PATH, {"pageSize": 1}, "JULES", EXPLAIN[401])

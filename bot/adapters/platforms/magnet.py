@@ -33,15 +33,17 @@ from typing import Any
 
 import httpx
 
-from bot.adapters.platforms.transport import send, session_from
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps, has_trailer
+from bot import ports
+from bot.adapters.platforms.transport import Api, items, session_from, state
+from bot.events import dig
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "magnet"
 LABEL = "Magnet"
 SESSIONS_PATH = "/api/sessions"
 COOKIE = "__session"
 # Get Session's `status`: "active, completed, or failed" (get-session, list-sessions).
-PHASES = {"active": "working", "completed": "finished", "failed": "failed"}
+PHASES: dict[str, Phase] = {"active": "working", "completed": "finished", "failed": "failed"}
 # This repository's sessions whose messages are read before giving up.
 CANDIDATES = 10
 
@@ -81,23 +83,15 @@ class MagnetPlatform:
         *,
         api_key: str | None = None,
     ) -> None:
-        self._http = http
         # Accept the cookie as copied from a browser, with or without its name.
         self._cookie = session_cookie.strip().removeprefix(f"{COOKIE}=")
         self.organization_id = organization_id
-        self.base_url = base_url.rstrip("/")
+        self.client = Api(http, LABEL, base_url, {"Cookie": f"{COOKIE}={self._cookie}"})
+        # Reads and lookups: the documented API key when there is one, else the cookie.
+        self.reads = Api(http, LABEL, base_url, {"x-api-key": api_key}) if api_key else self.client
+        self.base_url = self.client.base_url
         self.session_url = session_url
         self._explain = explain(organization_id)
-        self._api_key = api_key
-
-    def _headers(self) -> dict[str, str]:
-        return {"Cookie": f"{COOKIE}={self._cookie}", "Accept": "application/json"}
-
-    def _read_headers(self) -> dict[str, str]:
-        """Reads and lookups: the documented API key when there is one, else the cookie."""
-        if self._api_key:
-            return {"x-api-key": self._api_key, "Accept": "application/json"}
-        return self._headers()
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body: only fields seed 004 lists. Magnet names the branch itself."""
@@ -112,49 +106,31 @@ class MagnetPlatform:
         return body
 
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
-        data = await send(
-            self._http,
-            LABEL,
-            "POST",
-            f"{self.base_url}{SESSIONS_PATH}",
-            headers=self._headers(),
-            json=self.body(request),
-            explain=self._explain,
-        )
-        return self._session(data.get("session") if isinstance(data, dict) else None)
+        data = await self.client.post(SESSIONS_PATH, json=self.body(request), explain=self._explain)
+        return self._session(dig(data, "session"))
 
     async def find_session(self, request: SessionRequest) -> Session | None:
-        data = await self._get(SESSIONS_PATH)
-        sessions = data.get("sessions") if isinstance(data, dict) else None
         ours = [
             item
-            for item in (sessions if isinstance(sessions, list) else [])
-            if isinstance(item, dict)
-            and item.get("id")
-            and _repository(item) == request.repository.full_name
+            for item in items(await self._get(SESSIONS_PATH), "sessions")
+            if item.get("id") and _repository(item) == request.repository.full_name
         ]
         for item in ours[:CANDIDATES]:
-            detail = await self._get(f"{SESSIONS_PATH}/{item['id']}")
-            session = detail.get("session") if isinstance(detail, dict) else None
-            if isinstance(session, dict) and has_trailer(
+            session = dig(await self._get(f"{SESSIONS_PATH}/{item['id']}"), "session")
+            if isinstance(session, dict) and ports.has_trailer(
                 _first_user_message(session), request.dispatch_id
             ):
                 return self._session(session)
         return None
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            f"{self.base_url}{SESSIONS_PATH}/{session_id}",
-            headers=self._read_headers(),
+        session = await self.reads.read(
+            f"{SESSIONS_PATH}/{session_id}",
+            self._read_explain(session_id),
+            inside="session",
+            carrying=None,
             params={"organizationId": self.organization_id},
-            explain=self._read_explain(session_id),
         )
-        session = data.get("session") if isinstance(data, dict) else None
-        if not isinstance(session, dict):
-            raise PlatformError("Magnet answered a session read with no session", transient=True)
         return session_state(session)
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
@@ -185,19 +161,7 @@ class MagnetPlatform:
 
     async def _get(self, path: str) -> Any:
         """A read for reconciling; None when Magnet refuses the cookie for it."""
-        try:
-            return await send(
-                self._http,
-                LABEL,
-                "GET",
-                f"{self.base_url}{path}",
-                headers=self._read_headers(),
-                params={"organizationId": self.organization_id},
-            )
-        except PlatformError as exc:
-            if exc.transient:
-                raise
-            return None
+        return await self.reads.lookup(path, params={"organizationId": self.organization_id})
 
     def _session(self, data: Any) -> Session:
         return session_from(data, "Magnet", self.session_url)
@@ -205,20 +169,12 @@ class MagnetPlatform:
 
 def session_state(session: dict[str, Any]) -> SessionState:
     """A Get Session `session`, reduced to what the issue shows."""
-    status = str(session.get("status") or "")
-    metadata = session.get("metadata")
-    pr_url = metadata.get("prUrl") if isinstance(metadata, dict) else None
-    return SessionState(
-        # An unknown status is not an end: keep following, and show what Magnet said.
-        phase=PHASES.get(status, "working"),
-        pull_requests=(pr_url,) if isinstance(pr_url, str) and pr_url else (),
-        raw_status=status,
-    )
+    pull = dig(session, "metadata", "prUrl")
+    return state(str(session.get("status") or ""), PHASES, pull_requests=[pull])
 
 
 def _repository(session: dict[str, Any]) -> Any:
-    metadata = session.get("metadata")
-    return metadata.get("repository") if isinstance(metadata, dict) else None
+    return dig(session, "metadata", "repository")
 
 
 def _first_user_message(session: dict[str, Any]) -> str:

@@ -50,20 +50,18 @@ from typing import Any
 
 import httpx
 
-from bot import __version__
 from bot.adapters.platforms.transport import (
     TIMEOUT,
+    Api,
     error_for,
     error_message,
-    send,
+    follow_explain,
+    items,
+    reaching,
+    with_agent,
 )
-from bot.ports import (
-    PlatformError,
-    Session,
-    SessionRequest,
-    SessionState,
-    Steps,
-)
+from bot.events import dig
+from bot.ports import Phase, PlatformError, Session, SessionRequest, SessionState, Steps
 
 NAME = "recoup"
 LABEL = "Recoup"
@@ -85,8 +83,12 @@ STEP_CHAT = "recoup.chat"
 STEP_SANDBOX = "recoup.sandbox"
 STEP_PROMPT = "recoup.prompt"
 # sessions.json Session.status / Session.lifecycleState.
-STATUS_PHASES = {"completed": "finished", "failed": "failed", "archived": "stopped"}
-LIFECYCLE_PHASES = {
+STATUS_PHASES: dict[str, Phase] = {
+    "completed": "finished",
+    "failed": "failed",
+    "archived": "stopped",
+}
+LIFECYCLE_PHASES: dict[str, Phase] = {
     "provisioning": "queued",
     "active": "working",
     "hibernating": "working",
@@ -133,13 +135,9 @@ class RecoupPlatform:
         base_url: str = "https://api.recoupable.com",
         chat_url: str = "https://chat.recoupable.com/sessions/{session_id}/chats/{chat_id}",
     ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
+        self.client = Api(http, LABEL, base_url, {"x-api-key": api_key})
+        self.base_url = self.client.base_url
         self.chat_url = chat_url
-
-    def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._key, "Accept": "application/json"}
 
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """Step 1's body: the only field of validateCreateSessionBody.ts we have."""
@@ -148,14 +146,8 @@ class RecoupPlatform:
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         session_id, chat_id = steps.get(STEP_SESSION), steps.get(STEP_CHAT)
         if session_id is None or chat_id is None:
-            data = await send(
-                self._http,
-                LABEL,
-                "POST",
-                f"{self.base_url}{CREATE_PATH}",
-                headers=self._headers(),
-                json=self.body(request),
-                explain=CREATE_EXPLAIN,
+            data = await self.client.post(
+                CREATE_PATH, json=self.body(request), explain=CREATE_EXPLAIN
             )
             created = _created(data)
             session_id, chat_id = created.session_id, created.chat_id
@@ -197,12 +189,8 @@ class RecoupPlatform:
 
     async def _sandbox(self, request: SessionRequest, session_id: str) -> None:
         try:
-            await send(
-                self._http,
-                LABEL,
-                "POST",
-                f"{self.base_url}{SANDBOX_PATH}",
-                headers=self._headers(),
+            await self.client.post(
+                SANDBOX_PATH,
                 json={"repoUrl": request.repository.html_url, "sessionId": session_id},
                 explain=SANDBOX_EXPLAIN,
                 wait=SANDBOX_TIMEOUT,
@@ -218,17 +206,8 @@ class RecoupPlatform:
         return None  # no lookup: the worker resends a lost create at most once
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + SESSION_PATH.format(id=session_id),
-            headers=self._headers(),
-            explain=_follow_explain(session_id),
-        )
-        session = data.get("session") if isinstance(data, dict) else None
-        if not isinstance(session, dict):
-            raise PlatformError("Recoup answered a session read with no session", transient=True)
+        path, explain = SESSION_PATH.format(id=session_id), _follow_explain(session_id)
+        session = await self.client.read(path, explain, inside="session", carrying=None)
         return session_state(session)
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
@@ -256,13 +235,8 @@ class RecoupPlatform:
 
     async def stop_session(self, session_id: str) -> None:
         for chat_id in await self._chats(session_id):
-            await send(
-                self._http,
-                LABEL,
-                "POST",
-                self.base_url + STOP_PATH.format(id=chat_id),
-                headers=self._headers(),
-                explain=_follow_explain(session_id),
+            await self.client.post(
+                STOP_PATH.format(id=chat_id), explain=_follow_explain(session_id)
             )
 
     async def _chats(self, session_id: str) -> list[str]:
@@ -271,48 +245,27 @@ class RecoupPlatform:
 
     async def _chat_list(self, session_id: str) -> list[dict[str, Any]]:
         """The session's chats (ChatSummary), oldest first."""
-        data = await send(
-            self._http,
-            LABEL,
-            "GET",
-            self.base_url + CHATS_PATH.format(id=session_id),
-            headers=self._headers(),
-            explain=_follow_explain(session_id),
+        data = await self.client.get(
+            CHATS_PATH.format(id=session_id), explain=_follow_explain(session_id)
         )
-        chats = data.get("chats") if isinstance(data, dict) else None
-        return [
-            chat
-            for chat in (chats if isinstance(chats, list) else [])
-            if isinstance(chat, dict) and chat.get("id")
-        ]
+        return [chat for chat in items(data, "chats") if chat.get("id")]
 
     async def _start_chat(self, body: dict[str, Any], explain: dict[int, str]) -> None:
         """POST /api/chat and close its stream once the status is known.
 
         The same error classes as `transport.send`, which cannot be used here: it reads
         the whole body, and this one lasts as long as the agent's reply."""
-        headers = {"User-Agent": f"tembo-dispatch/{__version__}", **self._headers()}
-        try:
-            async with self._http.stream(
+        with reaching(LABEL, ambiguous=True):
+            async with self.client.http.stream(
                 "POST",
-                f"{self.base_url}{CHAT_PATH}",
-                headers=headers,
+                self.client.url(CHAT_PATH),
+                headers=with_agent(self.client.headers),
                 json=body,
                 timeout=TIMEOUT,
             ) as response:
                 if response.status_code < 300:
                     return
                 await response.aread()
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise PlatformError(
-                f"could not reach {LABEL} ({type(exc).__name__})", transient=True
-            ) from exc
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise PlatformError(
-                f"{LABEL} did not answer in time ({type(exc).__name__})",
-                transient=True,
-                ambiguous=True,
-            ) from exc
         # Right after step 2 the session row may not show the sandbox yet: wait, not fail.
         if (
             response.status_code == 400
@@ -345,9 +298,8 @@ def session_state(session: dict[str, Any]) -> SessionState:
 
 def _follow_explain(session_id: str) -> dict[int, str]:
     return {
-        401: "RECOUP_API_KEY was refused; create a new key in Recoup's developer settings",
+        **follow_explain(LABEL, CREATE_EXPLAIN[401], "RECOUP_BASE_URL", session_id),
         403: f"the Recoup key's account does not own session {session_id}",
-        404: f"Recoup does not know session {session_id} (or RECOUP_BASE_URL is wrong)",
     }
 
 
@@ -358,8 +310,7 @@ class _Created:
 
 
 def _created(data: Any) -> _Created:
-    session = data.get("session") if isinstance(data, dict) else None
-    chat = data.get("chat") if isinstance(data, dict) else None
+    session, chat = dig(data, "session"), dig(data, "chat")
     if (
         not isinstance(session, dict)
         or not isinstance(chat, dict)

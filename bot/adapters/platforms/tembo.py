@@ -45,8 +45,23 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bot.adapters.platforms.transport import send
-from bot.ports import PlatformError, Session, SessionRequest, SessionState, Steps, has_trailer
+from bot.adapters.platforms.transport import (
+    Api,
+    follow_explain,
+    items,
+    ours_on_conflict,
+    state,
+)
+from bot.events import dig
+from bot.ports import (
+    Phase,
+    PlatformError,
+    Session,
+    SessionRequest,
+    SessionState,
+    Steps,
+    has_trailer,
+)
 
 if TYPE_CHECKING:
     from bot.settings import PlatformEnv
@@ -81,7 +96,7 @@ MESSAGES_PATH = "/v1/messages"
 # stoppedRuntimeSessions, interruptedRuntimeTurns, cancelledRuntimeTurns}.
 STOP_PATH = "/v1/sessions/{id}/stop"
 # `state.current` of SessionRetrieveResponse (tembo/sdk sessions.ts, interface State).
-PHASES = {
+PHASES: dict[str, Phase] = {
     "queued": "queued",
     "inProgress": "working",
     "completed": "finished",
@@ -118,9 +133,8 @@ class TemboPlatform:
         *,
         api: str = "legacy",
     ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
+        self.client = Api(http, "Tembo", base_url, {"Authorization": f"Bearer {api_key}"})
+        self.base_url = self.client.base_url
         self.default_agent = default_agent
         self.api = api
         # Repository full name (lower case) -> its Tembo id, for v1 creates.
@@ -128,28 +142,29 @@ class TemboPlatform:
         # Which call answered the last lookup (search or list), for logs and tests.
         self.last_lookup = ""
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
-
     def body(self, request: SessionRequest) -> dict[str, Any]:
         """The create body, valid against seed 001's schema."""
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "repositories": [request.repository.html_url],
-            "targetBranch": request.target_branch,
-            "branchName": request.branch_name,
-        }
+        return self._with_agent(
+            request,
+            {
+                "prompt": request.prompt,
+                "repositories": [request.repository.html_url],
+                "targetBranch": request.target_branch,
+                "branchName": request.branch_name,
+            },
+        )
+
+    def _with_agent(self, request: SessionRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` with the agent asked for, else the operator's default, if any."""
         agent = request.agent or self.default_agent
-        if agent:
-            body["agent"] = agent
-        return body
+        return {**body, "agent": agent} if agent else body
 
     def v1_id(self, dispatch_id: str) -> str:
         return str(uuid.uuid5(V1_NAMESPACE, dispatch_id))
 
     async def v1_body(self, request: SessionRequest) -> dict[str, Any]:
         """The v1 create body (additionalProperties: false in the schema)."""
-        body: dict[str, Any] = {
+        body = {
             "id": self.v1_id(request.dispatch_id),
             "description": request.prompt,
             "codeRepositoryIds": [await self._repository_id(request)],
@@ -157,21 +172,14 @@ class TemboPlatform:
             "targetBranch": request.target_branch,
             "branchName": request.branch_name,
         }
-        agent = request.agent or self.default_agent
-        if agent:
-            body["agent"] = agent
-        return body
+        return self._with_agent(request, body)
 
     async def _repository_id(self, request: SessionRequest) -> str:
         repo = request.repository
         key = repo.full_name.lower()
         if key not in self._repository_ids:
-            data = await send(
-                self._http,
-                "Tembo",
-                "GET",
-                f"{self.base_url}{REPOSITORIES_PATH}",
-                headers=self._headers(),
+            data = await self.client.get(
+                REPOSITORIES_PATH,
                 params={"search": repo.name, "limit": 100},
                 explain=EXPLAIN,
             )
@@ -195,47 +203,26 @@ class TemboPlatform:
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         if self.api == "v1":
             return await self._create_v1(request)
-        data = await send(
-            self._http,
-            "Tembo",
-            "POST",
-            f"{self.base_url}{CREATE_PATH}",
-            headers=self._headers(),
+        data = await self.client.post(
+            CREATE_PATH,
             json=self.body(request),
             explain=EXPLAIN,
         )
         return _session(data)
 
     async def _create_v1(self, request: SessionRequest) -> Session:
-        try:
-            data = await send(
-                self._http,
-                "Tembo",
-                "POST",
-                f"{self.base_url}{V1_CREATE_PATH}",
-                headers=self._headers(),
-                json=await self.v1_body(request),
-                explain=EXPLAIN,
-            )
-        except PlatformError as exc:
-            if exc.status != 409:
-                raise
-            # The id is derived from our dispatch: an earlier send made it.
-            found = await self._find_v1(request)
-            if found is None:
-                raise
-            return found
-        return _session(data)
+        # The id is derived from our dispatch: a 409 means an earlier send made it.
+        return await ours_on_conflict(self._post_v1(request), lambda: self._find_v1(request))
+
+    async def _post_v1(self, request: SessionRequest) -> Session:
+        body = await self.v1_body(request)
+        return _session(await self.client.post(V1_CREATE_PATH, json=body, explain=EXPLAIN))
 
     async def _find_v1(self, request: SessionRequest) -> Session | None:
         session_id = self.v1_id(request.dispatch_id)
         try:
-            data = await send(
-                self._http,
-                "Tembo",
-                "GET",
-                self.base_url + SESSION_PATH.format(id=session_id),
-                headers=self._headers(),
+            data = await self.client.get(
+                SESSION_PATH.format(id=session_id),
                 explain=_follow_explain(session_id),
             )
         except PlatformError as exc:
@@ -249,12 +236,8 @@ class TemboPlatform:
         if self.api == "v1":
             return await self._find_v1(request)
         try:
-            data = await send(
-                self._http,
-                "Tembo",
-                "GET",
-                f"{self.base_url}{SEARCH_PATH}",
-                headers=self._headers(),
+            data = await self.client.get(
+                SEARCH_PATH,
                 params={"q": request.dispatch_id, "limit": LIST_LIMIT},
                 explain=EXPLAIN,
             )
@@ -268,34 +251,25 @@ class TemboPlatform:
         self.last_lookup = "list"
         cutoff = request.first_sent_at - CLOCK_SKEW if request.first_sent_at else None
         for page in range(1, (LIST_PAGES if cutoff else LIST_PAGES_BLIND) + 1):
-            data = await send(
-                self._http,
-                "Tembo",
-                "GET",
-                f"{self.base_url}{LIST_PATH}",
-                headers=self._headers(),
+            data = await self.client.get(
+                LIST_PATH,
                 params={"limit": LIST_LIMIT, "page": page},
                 explain=EXPLAIN,
             )
-            items = _items(data)
+            listed = _items(data)
             found = _marked(data, request.dispatch_id)
             if found is not None:
                 return found
-            meta = data.get("meta") if isinstance(data, dict) else None
-            if not (isinstance(meta, dict) and meta.get("hasNext") is True):
+            if dig(data, "meta", "hasNext") is not True:
                 break
-            oldest = _created_at(items[-1]) if items else None
+            oldest = _created_at(listed[-1]) if listed else None
             if cutoff is not None and oldest is not None and oldest < cutoff:
                 break  # older than our first send: it cannot be further down
         return None
 
     async def get_session(self, session_id: str) -> SessionState:
-        data = await send(
-            self._http,
-            "Tembo",
-            "GET",
-            self.base_url + SESSION_PATH.format(id=session_id),
-            headers=self._headers(),
+        data = await self.client.get(
+            SESSION_PATH.format(id=session_id),
             explain=_follow_explain(session_id),
         )
         if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
@@ -305,23 +279,15 @@ class TemboPlatform:
         return session_state(data)
 
     async def send_message(self, session_id: str, text: str, dispatch_id: str) -> None:
-        await send(
-            self._http,
-            "Tembo",
-            "POST",
-            f"{self.base_url}{MESSAGES_PATH}",
-            headers=self._headers(),
+        await self.client.post(
+            MESSAGES_PATH,
             json={"content": text, "sessionId": session_id},
             explain=_follow_explain(session_id),
         )
 
     async def stop_session(self, session_id: str) -> None:
-        await send(
-            self._http,
-            "Tembo",
-            "POST",
-            self.base_url + STOP_PATH.format(id=session_id),
-            headers=self._headers(),
+        await self.client.post(
+            STOP_PATH.format(id=session_id),
             params={"cancelQueued": "true"},
             explain=_follow_explain(session_id),
         )
@@ -329,46 +295,25 @@ class TemboPlatform:
 
 def session_state(data: dict[str, Any]) -> SessionState:
     """A `GET /v1/sessions/{sessionId}` answer, reduced to what the issue shows."""
-    state = data.get("state")
-    state = state if isinstance(state, dict) else {}
-    current = state.get("current")
+    flags = dig(data, "state")
+    flags = flags if isinstance(flags, dict) else {}
+    current = flags.get("current")
     if not isinstance(current, str) or current not in PHASES:
         # `current` is optional in the schema; the flags are required.
-        flags = (
+        names = (
             ("isCancelled", "cancelled"),
             ("isFailed", "failed"),
             ("isCompleted", "completed"),
             ("inProgress", "inProgress"),
             ("isQueued", "queued"),
         )
-        current = next((name for flag, name in flags if state.get(flag) is True), current)
-    raw = str(current or "")
-    return SessionState(
-        # An unknown state is not an end: keep following, and show what Tembo said.
-        phase=PHASES.get(raw, "working"),
-        pull_requests=_pull_requests(data.get("artifacts")),
-        raw_status=raw,
-    )
-
-
-def _pull_requests(artifacts: Any) -> tuple[str, ...]:
-    """`artifacts[].pullRequests[].url`, in Tembo's order, each once."""
-    urls: list[str] = []
-    for artifact in artifacts if isinstance(artifacts, list) else []:
-        pulls = artifact.get("pullRequests") if isinstance(artifact, dict) else None
-        for pull in pulls if isinstance(pulls, list) else []:
-            url = pull.get("url") if isinstance(pull, dict) else None
-            if isinstance(url, str) and url and url not in urls:
-                urls.append(url)
-    return tuple(urls)
+        current = next((name for flag, name in names if flags.get(flag) is True), current)
+    pulls = [pull.get("url") for pull in items(data, "artifacts", "pullRequests")]
+    return state(str(current or ""), PHASES, pull_requests=pulls)
 
 
 def _follow_explain(session_id: str) -> dict[int, str]:
-    return {
-        401: "TEMBO_API_KEY was refused; create a new key in Tembo's settings",
-        403: f"the Tembo key may not see session {session_id}",
-        404: f"Tembo does not know session {session_id} (or TEMBO_BASE_URL is wrong)",
-    }
+    return follow_explain("Tembo", EXPLAIN[401], "TEMBO_BASE_URL", session_id)
 
 
 def _session(data: Any) -> Session:
@@ -418,18 +363,9 @@ async def probe(env: PlatformEnv, http: httpx.AsyncClient) -> tuple[bool, str]:
         else "TEMBO_API=legacy: sessions are created with POST /session/create"
     )
     path = REPOSITORIES_PATH if api == "v1" else LIST_PATH
+    key = {"Authorization": f"Bearer {env.require('TEMBO_API_KEY')}"}
     try:
-        await send(
-            http,
-            "Tembo",
-            "GET",
-            f"{base}{path}",
-            headers={
-                "Authorization": f"Bearer {env.require('TEMBO_API_KEY')}",
-                "Accept": "application/json",
-            },
-            params={"limit": 1},
-        )
+        await Api(http, "Tembo", base, key).get(path, params={"limit": 1})
     except PlatformError as exc:
         status = exc.status
         if status is None:
