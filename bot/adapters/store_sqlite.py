@@ -251,12 +251,12 @@ class SQLiteStore:
 
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         def lease(db: sqlite3.Connection) -> Job | None:
-            row = db.execute(Q["find_claimable"], {"now": now}).fetchone()
-            if row is None:
+            found = _claimable(db, now)
+            if found is None:
                 return None
             lease = secrets.token_hex(16)
             params = {
-                "id": row[0],
+                "id": found,
                 "worker": worker,
                 "until": now + lease_seconds,
                 "now": now,
@@ -519,6 +519,26 @@ def _session(row: tuple[Any, ...]) -> SessionRecord:
         installation_id=installation_id,
         view=json.loads(view),
     )
+
+
+def _claimable(db: sqlite3.Connection, now: float) -> int | None:
+    """The id of the job to claim: the first by (priority desc, run_at, id) among due
+    queued jobs and running ones whose lease ran out, skipping jobs whose lock key a live
+    job holds. Queued jobs are looked at one priority at a time, highest first, so each
+    look is a short walk of the jobs_claim index rather than a sort of the whole queue."""
+    best = db.execute(Q["find_expired"], {"now": now}).fetchone()
+    below: float = float("inf")
+    while True:
+        top = db.execute(Q["top_queued_priority"], {"below": below}).fetchone()[0]
+        if top is None or (best is not None and best[0] > top):
+            break
+        row = db.execute(Q["find_claimable"], {"priority": top, "now": now}).fetchone()
+        if row is not None:
+            if best is None or (-row[0], row[1], row[2]) < (-best[0], best[1], best[2]):
+                best = row
+            break
+        below = top
+    return None if best is None else int(best[2])
 
 
 def _insert(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
