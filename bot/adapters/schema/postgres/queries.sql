@@ -63,14 +63,33 @@ VALUES ($1, $2, $3, $4, $5, $5, $5);
 INSERT INTO jobs (kind, priority, event, payload, lock_key, run_at, created_at, updated_at)
 VALUES ($1, $2, $1, $3, $4, $5, $6, $6);
 
+-- name: top_queued_priority
+-- $1 below: the highest priority among queued jobs below it (NULL: none); one index lookup.
+SELECT MAX(priority) FROM jobs WHERE state = 'queued' AND priority < $1;
+
 -- name: find_claimable
--- $1 now, $2 lock keys this claim already gave up on.
--- A queued job that is due, or a running one whose lease ran out (its worker died),
--- unless another live job holds the same lock key (one job per issue at a time).
+-- $1 now, $2 lock keys this claim already gave up on, $3 priority.
+-- The first due queued job of one priority, in the order jobs are taken, unless another
+-- live job holds the same lock key (one job per issue at a time). One priority at a time
+-- (top_queued_priority) so that the walk follows the jobs_claim index and stops at the
+-- first job it can take, instead of sorting every queued job.
 -- Rows another claimer has locked are skipped rather than waited for.
-SELECT j.id, j.lock_key FROM jobs AS j
-WHERE ((j.state = 'queued' AND j.run_at <= $1)
-       OR (j.state = 'running' AND j.locked_until <= $1))
+SELECT j.priority, j.run_at, j.id, j.lock_key FROM jobs AS j
+WHERE j.state = 'queued' AND j.priority = $3 AND j.run_at <= $1
+  AND (j.lock_key IS NULL OR NOT (j.lock_key = ANY ($2::text[])))
+  AND (j.lock_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jobs AS r
+        WHERE r.lock_key = j.lock_key AND r.id <> j.id
+          AND r.state = 'running' AND r.locked_until > $1))
+ORDER BY j.run_at, j.id
+LIMIT 1
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: find_expired
+-- $1 now, $2 lock keys given up on: a running job whose lease ran out (its worker died),
+-- on the same terms.
+SELECT j.priority, j.run_at, j.id, j.lock_key FROM jobs AS j
+WHERE j.state = 'running' AND j.locked_until <= $1
   AND (j.lock_key IS NULL OR NOT (j.lock_key = ANY ($2::text[])))
   AND (j.lock_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM jobs AS r
@@ -143,8 +162,12 @@ SET state = 'queued', attempts = GREATEST(attempts - 1, 0), locked_by = NULL,
 WHERE id = $1 AND lease_token = $2 AND state = 'running';
 
 -- name: next_run_at
-SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)
-FROM jobs WHERE state IN ('queued', 'running');
+-- Two index lookups (jobs_due), not a scan of every queued job.
+SELECT MIN(at) FROM (
+    SELECT MIN(run_at) AS at FROM jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT MIN(locked_until) AS at FROM jobs WHERE state = 'running'
+) AS due;
 
 -- name: insert_session
 -- $1 dispatch_id, $2 repo, $3 issue, $4 platform, $5 session_id, $6 url, $7 status,
