@@ -9,6 +9,7 @@ reason, never passed silently.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -254,6 +255,35 @@ async def test_an_expired_delivery_is_reclaimed_before_a_due_task(store: AnyStor
     again = await store.claim("other", NOW + LEASE, LEASE)
 
     assert again is not None and again.id == dead.id
+
+
+async def test_writes_sent_together_each_stand_or_fail_alone(backend: Backend) -> None:
+    # SQLite commits calls that arrive together in one transaction: a fenced write that
+    # lost its lease and a write that breaks a constraint fail alone, and every other
+    # write is on disk (a second store on the same database reads it) when its call returns.
+    store = backend.open()
+    await store.migrate()
+    await enqueue(store, "held", key="o/r#1")
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None
+    stale = dataclasses.replace(job, lease="taken-over")
+
+    outcomes = await asyncio.gather(
+        *(enqueue(store, f"d{i}", key=f"o/r#{i + 2}") for i in range(8)),
+        store.save_progress(job, {"reacted": True}),
+        store.save_progress(stale, {"reacted": False}),
+        store.schedule(None, {}, None, NOW, NOW),  # type: ignore[arg-type]  # kind is NOT NULL
+        return_exceptions=True,
+    )
+
+    assert outcomes[:9] == [True] * 8 + [None]
+    assert isinstance(outcomes[9], LostLease)
+    assert isinstance(outcomes[10], Exception) and not isinstance(outcomes[10], LostLease)
+    other = backend.open()
+    assert await other.job_counts() == {"queued": 8, "running": 1}
+    resumed = await other.claim("w2", NOW + LEASE, LEASE)  # the lease ran out
+    assert resumed is not None and resumed.id == job.id
+    assert resumed.progress == {"reacted": True}
 
 
 async def test_retry_requeues_the_job_for_its_run_at(store: AnyStore) -> None:
