@@ -66,8 +66,8 @@ class _Pool(_Connection, Protocol):
     async def expire_connections(self) -> None: ...
 
 
-class _Replay(Exception):
-    """Raised inside a transaction to roll back a delivery found to be a replay."""
+# What enqueue_delivery raises for a replay under a new delivery id (0011_enqueue_delivery).
+REPLAY_SQLSTATE = "TD001"
 
 
 def quote_ident(name: str) -> str:
@@ -186,26 +186,27 @@ class PostgresStore:
         dedupe: tuple[str, ...] = (),
         since: float = 0.0,
     ) -> bool:
+        # One statement, one round trip (schema/postgres/0011): the delivery, its dedupe
+        # keys and its job, committed together when it returns.
+        keys = list(dict.fromkeys(dedupe))
+        pool = await self._connect()
         try:
-            async with self._transaction() as conn:
-                # A redelivery conflicts on the primary key (waiting for a concurrent insert
-                # of the same id to commit or roll back) and inserts nothing, job included.
-                if (
-                    await conn.fetchrow(Q["insert_delivery"], delivery_id, event, action, now)
-                    is None
-                ):
-                    return False
-                # A replay under a new id conflicts on a key instead (waiting likewise for
-                # a concurrent claim of it): roll back the delivery with it.
-                if dedupe:
-                    keys = list(dict.fromkeys(dedupe))
-                    claimed = await conn.fetch(Q["claim_dedupe_keys"], keys, now, since)
-                    if len(claimed) < len(keys):
-                        raise _Replay
-                await conn.execute(Q["insert_job"], delivery_id, event, payload, lock_key, now)
-                return True
-        except _Replay:
-            return False
+            queued = await pool.fetchval(
+                Q["enqueue_delivery"],
+                delivery_id,
+                event,
+                action,
+                payload,
+                lock_key,
+                now,
+                keys,
+                since,
+            )
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != REPLAY_SQLSTATE:
+                raise
+            return False  # a replay under a new id: the function rolled its rows back
+        return bool(queued)
 
     async def record_config_words(
         self, installation_id: int, repo: str, label: str, command: str, now: float

@@ -22,20 +22,11 @@ INSERT INTO schema_version (version, applied_at) VALUES ($1, $2);
 -- name: schema_version
 SELECT COALESCE(MAX(version), 0) FROM schema_version;
 
--- name: insert_delivery
--- $1 delivery_id, $2 event, $3 action, $4 now
-INSERT INTO deliveries (delivery_id, event, action, received_at)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (delivery_id) DO NOTHING
-RETURNING delivery_id;
-
--- name: claim_dedupe_keys
--- $1 keys, $2 now, $3 since. A row for each key that is new or last seen before $3 (then
--- taken over); fewer rows than keys means one was seen within the window: a replay.
-INSERT INTO dedupe_keys (key, seen_at) SELECT unnest($1::text[]), $2
-ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at
-WHERE dedupe_keys.seen_at < $3
-RETURNING key;
+-- name: enqueue_delivery
+-- $1 delivery_id, $2 event, $3 action, $4 payload, $5 lock_key, $6 now, $7 dedupe keys
+-- (distinct), $8 since. TRUE when queued, FALSE for a delivery id seen before; raises
+-- SQLSTATE TD001 for a dedupe key seen since $8 (nothing is written either way).
+SELECT enqueue_delivery($1, $2, $3, $4, $5, $6, $7::text[], $8);
 
 -- name: record_config_words
 -- $1 repo, $2 installation_id, $3 label, $4 command, $5 now
@@ -51,11 +42,6 @@ SELECT label, command FROM config_words WHERE repo = $1 AND recorded_at >= $2;
 -- name: has_delivery
 -- $1 delivery_id
 SELECT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1);
-
--- name: insert_job
--- $1 delivery_id, $2 event, $3 payload, $4 lock_key, $5 now
-INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $5, $5);
 
 -- name: insert_task
 -- $1 kind, $2 priority, $3 payload, $4 lock_key, $5 run_at, $6 now
