@@ -410,6 +410,18 @@ def summarize_profile(path: Path, seconds: float, rate: int, top: int = 12) -> d
 # -- the run ------------------------------------------------------------------------
 
 
+def wait_started(server: Server, apps: int, timeout: float = 60.0) -> None:
+    """Until `apps` processes of the server have logged `app.started` (one per create_app:
+    each ingest process and the worker's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if server.log_path.read_text(errors="replace").count('"app.started"') >= apps:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{server.name}: {apps} processes not started in {timeout:.0f}s")
+
+
 @dataclass
 class Live:
     """A target that is up: its server, where to post, what it answers."""
@@ -467,6 +479,12 @@ def start_target(
         raise ValueError(f"unknown target {name!r}; known: {', '.join(ALL_TARGETS)}")
     stack.callback(server.stop)
     server.start()
+    if name in ALONE:
+        # The supervisor listens before its children have started: wait for every one
+        # (N ingest processes, and a worker process on PostgreSQL), or the first run
+        # would time their start-up instead of their answers.
+        processes = SERVE_ON_POSTGRES.get(name, 0)
+        wait_started(server, processes + 1 if processes else 1)
     path = "/api/github/webhooks" if name == PROBOT else "/webhook"
     live = Live(name, server, f"http://{HOST}:{server.port}{path}", expect, database_url)
     live.entry = {"url_path": path, "expect": expect, "runs": []}
