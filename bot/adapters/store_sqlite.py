@@ -3,10 +3,14 @@
 All access goes through one thread (SQLite connections are not for sharing), so the
 event loop never blocks on disk and transactions never interleave.
 
-Deliveries are group-committed: `enqueue` calls that arrive while a commit is running
-wait for it, then go to disk together in the next transaction (one fsync, one trip to
-the thread). Each call still returns only after its own rows are committed, so a 202
-still means "on disk"; a lone delivery is written at once, with no timer to wait for.
+Every operation is group-committed: calls that arrive while a commit is running wait
+for it, then go to disk together in the next transaction (one fsync, one trip to the
+thread), each inside a savepoint of its own, so one that fails undoes only its own
+writes. Each call still returns only after its transaction is committed, so a 202 still
+means "on disk" and a job's journal is on disk before its next side effect; a lone call
+is written at once, with no timer to wait for. Ingest's deliveries and the worker's job
+writes (claims, journal steps, finishes) share those commits: under load a commit
+carries several of each (one fsync where there were a dozen per job).
 
 SQL lives in `schema/sqlite/`; rows become values (and values rows) in `rows.py`, shared
 with the PostgreSQL store.
@@ -33,7 +37,7 @@ from bot.ports import BudgetWindows, Job, LostLease, SessionRecord, SessionView
 
 T = TypeVar("T")
 Q = queries("sqlite")
-MAX_GROUP = 256  # deliveries per transaction at most (payloads are up to 25 MB each)
+MAX_GROUP = 256  # operations per transaction at most (a delivery's payload is up to 25 MB)
 
 
 def path_from_url(url: str) -> str:
@@ -51,7 +55,7 @@ class SQLiteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -59,10 +63,39 @@ class SQLiteStore:
         return cls(path_from_url(url))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(db)` in the next group commit; its value once that commit is on disk."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, fn)
+        done: asyncio.Future[T] = loop.create_future()
+        self._waiting.append((fn, done))
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_waiting())
+        # A caller that is cancelled (a client that hung up) leaves its operation in the
+        # group: the commit others wait on goes ahead either way.
+        return await done
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _commit_waiting(self) -> None:
+        """Commit waiting operations in groups until none is left."""
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            group = self._waiting[:MAX_GROUP]
+            del self._waiting[:MAX_GROUP]
+            try:
+                fns = [fn for fn, _ in group]
+                outcomes = await loop.run_in_executor(self._executor, self._commit, fns)
+            except Exception as exc:  # the transaction itself failed: nothing was written
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), (value, error) in zip(group, outcomes, strict=True):
+                if done.done():
+                    continue
+                if error is not None:
+                    done.set_exception(error)
+                else:
+                    done.set_result(value)
+
+    def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=5.0
@@ -82,15 +115,28 @@ class SQLiteStore:
             db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA foreign_keys=ON")
             self._db = db
-        db = self._db
+        return self._db
+
+    def _commit(
+        self, fns: list[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[Any, Exception | None]]:
+        """One transaction for the group (on the store's thread): each operation's value,
+        or the exception it raised after its own writes were rolled back."""
+        db = self._connect()
         db.execute("BEGIN IMMEDIATE")
+        outcomes: list[tuple[Any, Exception | None]] = []
         try:
-            result = fn(db)
+            if len(fns) == 1:  # alone: its failure rolls back the whole transaction
+                outcomes.append((fns[0](db), None))
+            else:
+                for fn in fns:
+                    outcomes.append(_in_savepoint(db, fn))
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        return result
+        return outcomes
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -166,37 +212,7 @@ class SQLiteStore:
             "dedupe": dedupe,
             "since": since,
         }
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append((params, done))
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_waiting())
-        # shield: a client that hangs up must not cancel the commit others wait on.
-        return await asyncio.shield(done)
-
-    async def _commit_waiting(self) -> None:
-        """Commit waiting deliveries in groups until none is left."""
-        while self._waiting:
-            group = self._waiting[:MAX_GROUP]
-            del self._waiting[:MAX_GROUP]
-            try:
-                rows = [params for params, _ in group]
-                queued = await self._run(functools.partial(_insert_all, rows=rows))
-            except Exception:
-                # One bad delivery must not fail the others: each alone, in its own transaction.
-                for params, done in group:
-                    try:
-                        alone = await self._run(functools.partial(_insert, params=params))
-                    except Exception as exc:
-                        if not done.done():
-                            done.set_exception(exc)
-                    else:
-                        if not done.done():
-                            done.set_result(alone)
-                continue
-            for (_, done), result in zip(group, queued, strict=True):
-                if not done.done():
-                    done.set_result(result)
+        return await self._run(functools.partial(_insert, params=params))
 
     async def record_config_words(
         self, installation_id: int, repo: str, label: str, command: str, now: float
@@ -255,12 +271,12 @@ class SQLiteStore:
 
     async def claim(self, worker: str, now: float, lease_seconds: float) -> Job | None:
         def lease(db: sqlite3.Connection) -> Job | None:
-            row = db.execute(Q["find_claimable"], {"now": now}).fetchone()
-            if row is None:
+            found = _claimable(db, now)
+            if found is None:
                 return None
             lease = secrets.token_hex(16)
             params = {
-                "id": row[0],
+                "id": found,
                 "worker": worker,
                 "until": now + lease_seconds,
                 "now": now,
@@ -468,6 +484,26 @@ def _counts(db: sqlite3.Connection, reservation: fleet.Reservation, now: float) 
     return fleet.Counts(user_today=user, repo_today=repo, org_today=org, repo_running=running)
 
 
+def _claimable(db: sqlite3.Connection, now: float) -> int | None:
+    """The id of the job to claim: the first by (priority desc, run_at, id) among due
+    queued jobs and running ones whose lease ran out, skipping jobs whose lock key a live
+    job holds. Queued jobs are looked at one priority at a time, highest first, so each
+    look is a short walk of the jobs_claim index rather than a sort of the whole queue."""
+    best = db.execute(Q["find_expired"], {"now": now}).fetchone()
+    below: float = float("inf")
+    while True:
+        top = db.execute(Q["top_queued_priority"], {"below": below}).fetchone()[0]
+        if top is None or (best is not None and best[0] > top):
+            break
+        row = db.execute(Q["find_claimable"], {"priority": top, "now": now}).fetchone()
+        if row is not None:
+            if best is None or (-row[0], row[1], row[2]) < (-best[0], best[1], best[2]):
+                best = row
+            break
+        below = top
+    return None if best is None else int(best[2])
+
+
 def _insert(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
     """The delivery and its job; False, and nothing written, when the delivery id was seen
     before or a dedupe key was seen since `since`. A savepoint undoes this delivery's rows
@@ -487,5 +523,17 @@ def _insert(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
         db.execute("RELEASE delivery")
 
 
-def _insert_all(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:
-    return [_insert(db, params) for params in rows]
+def _in_savepoint(
+    db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]
+) -> tuple[Any, Exception | None]:
+    """`fn(db)` whose writes are undone alone when it raises, so the others of its group
+    commit stand."""
+    db.execute("SAVEPOINT operation")
+    try:
+        value = fn(db)
+    except Exception as exc:
+        db.execute("ROLLBACK TO operation")
+        db.execute("RELEASE operation")
+        return None, exc
+    db.execute("RELEASE operation")
+    return value, None

@@ -9,6 +9,7 @@ reason, never passed silently.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -221,6 +222,68 @@ async def test_an_expired_lease_is_reclaimed_before_its_lock_key_moves_on(
 
     assert reclaimed is not None and reclaimed.delivery_id == "first"
     assert await store.claim("other", NOW + 1 + LEASE, LEASE) is None
+
+
+async def test_claim_takes_deliveries_before_older_tasks_and_a_task_when_they_are_held(
+    store: AnyStore,
+) -> None:
+    # Tasks (priority 0) wait behind deliveries (priority 10) however old they are; when
+    # every due delivery is held back by a live job on its issue, the task is next.
+    await store.schedule("follow", {"n": 1}, "o/r#9", NOW - 50, NOW - 50)
+    await store.schedule("follow", {"n": 2}, None, NOW + 100, NOW)  # not due
+    await enqueue(store, "running", key="o/r#1", now=NOW - 10)
+    await enqueue(store, "held", key="o/r#1", now=NOW - 5)
+    await enqueue(store, "free", key="o/r#2", now=NOW)
+
+    order = [await store.claim("w", NOW + 1, LEASE) for _ in range(4)]
+
+    assert [(job.kind, job.delivery_id) if job else None for job in order] == [
+        ("delivery", "running"),
+        ("delivery", "free"),
+        ("follow", None),
+        None,  # "held" waits for "running"; the second task is not due
+    ]
+    assert await store.next_run_at() == NOW - 5  # "held" is due, only held back
+
+
+async def test_an_expired_delivery_is_reclaimed_before_a_due_task(store: AnyStore) -> None:
+    await enqueue(store, "d1", key="o/r#1", now=NOW)
+    dead = await store.claim("dead-worker", NOW, LEASE)
+    assert dead is not None
+    await store.schedule("follow", {"n": 1}, None, NOW - 100, NOW - 100)
+
+    again = await store.claim("other", NOW + LEASE, LEASE)
+
+    assert again is not None and again.id == dead.id
+
+
+async def test_writes_sent_together_each_stand_or_fail_alone(backend: Backend) -> None:
+    # SQLite commits calls that arrive together in one transaction: a fenced write that
+    # lost its lease and a write that breaks a constraint fail alone, and every other
+    # write is on disk (a second store on the same database reads it) when its call returns.
+    store = backend.open()
+    await store.migrate()
+    await enqueue(store, "held", key="o/r#1")
+    job = await store.claim("w", NOW, LEASE)
+    assert job is not None
+    stale = dataclasses.replace(job, lease="taken-over")
+
+    outcomes = await asyncio.gather(
+        *(enqueue(store, f"d{i}", key=f"o/r#{i + 2}") for i in range(8)),
+        store.save_progress(job, {"reacted": True}),
+        store.save_progress(stale, {"reacted": False}),
+        store.schedule(None, {}, None, NOW, NOW),  # type: ignore[arg-type]  # kind is NOT NULL
+        return_exceptions=True,
+    )
+
+    assert outcomes[:9] == [True] * 8 + [None]
+    assert isinstance(outcomes[9], LostLease)
+    assert isinstance(outcomes[10], Exception) and not isinstance(outcomes[10], LostLease)
+    other = backend.open()
+    assert await other.job_counts() == {"queued": 8, "running": 1}
+    resumed = await other.claim("w2", NOW + LEASE, LEASE)  # the lease ran out
+    assert resumed is not None and resumed.id == job.id
+    assert resumed.progress == {"reacted": True}
 
 
 async def test_retry_requeues_the_job_for_its_run_at(store: AnyStore) -> None:

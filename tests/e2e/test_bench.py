@@ -34,7 +34,8 @@ def assert_clean(name: str, entry: dict[str, Any]) -> None:
 
 def test_bench_ingest_runs_clean_against_tembo_and_the_bare_ceiling(tmp_path: Path) -> None:
     argv = ["--levels=1,4", "--duration=0.5", "--warmup=0.2", "--variants=4"]
-    argv += ["--targets=serve,serve-idle,sqlite,postgres,bare,null", f"--results={tmp_path}"]
+    argv += ["--targets=serve,serve-idle,serve-pg2,sqlite,postgres,bare,null"]
+    argv += [f"--results={tmp_path}"]
     assert ingest.main(argv) == 0
     data = results(tmp_path, "ingest")
     targets = data["targets"]
@@ -46,6 +47,11 @@ def test_bench_ingest_runs_clean_against_tembo_and_the_bare_ceiling(tmp_path: Pa
     assert targets[ingest.NULL]["runs"][0]["errors"] == 0
     if "runs" in targets[ingest.TEMBO_PG]:
         assert_clean(ingest.TEMBO_PG, targets[ingest.TEMBO_PG])
+    serve_pg = targets[ingest.SERVE_PG2]
+    if "runs" in serve_pg:  # two ingest processes and a worker process on PostgreSQL
+        assert_clean(ingest.SERVE_PG2, serve_pg)
+        assert serve_pg["stored"] == serve_pg["accepted"] > 0
+        assert set(data["ratios"]["serve-pg2/bare"]) == {"c=1", "c=4", "peak"}
     assert set(data["ratios"]["sqlite/bare"]) == {"c=1", "c=4", "peak"}
 
 

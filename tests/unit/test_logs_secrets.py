@@ -119,6 +119,27 @@ def test_the_formatter_redacts_known_secrets_whatever_a_call_site_passes(
     assert json.loads(line)["detail"] == "sent Bearer [redacted]"
 
 
+def test_a_field_of_any_type_still_makes_one_redacted_json_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # orjson writes the line; what it refuses (an int past 64 bits) goes through json,
+    # and what neither knows is written as its str(); the scrubber sees every path.
+    monkeypatch.setattr(logs, "_SCRUBBER", logs.Scrubber(["tembo-live-key-0123"]))
+    record = logging.LogRecord("bot.test", logging.INFO, __file__, 1, "job.done", None, None)
+    for value, shown in [
+        (2**70, 2**70),
+        (Path("/tmp/tembo-live-key-0123"), "/tmp/[redacted]"),
+        ("naïve tembo-live-key-0123", "naïve [redacted]"),
+    ]:
+        record.fields = {"detail": value, "event": "issues"}
+        line = logs.JSONFormatter().format(record)
+        assert "\n" not in line and "tembo-live-key-0123" not in line
+        data = json.loads(line)
+        assert data["detail"] == shown
+        assert data["event"] == "job.done" and data["field_event"] == "issues"
+        assert data["ts"].endswith("Z") and len(data["ts"]) == len("2026-01-01T00:00:00.000Z")
+
+
 PEM = (
     "-----BEGIN RSA PRIVATE KEY-----\n"
     "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"

@@ -22,20 +22,11 @@ INSERT INTO schema_version (version, applied_at) VALUES ($1, $2);
 -- name: schema_version
 SELECT COALESCE(MAX(version), 0) FROM schema_version;
 
--- name: insert_delivery
--- $1 delivery_id, $2 event, $3 action, $4 now
-INSERT INTO deliveries (delivery_id, event, action, received_at)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (delivery_id) DO NOTHING
-RETURNING delivery_id;
-
--- name: claim_dedupe_keys
--- $1 keys, $2 now, $3 since. A row for each key that is new or last seen before $3 (then
--- taken over); fewer rows than keys means one was seen within the window: a replay.
-INSERT INTO dedupe_keys (key, seen_at) SELECT unnest($1::text[]), $2
-ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at
-WHERE dedupe_keys.seen_at < $3
-RETURNING key;
+-- name: enqueue_delivery
+-- $1 delivery_id, $2 event, $3 action, $4 payload, $5 lock_key, $6 now, $7 dedupe keys
+-- (distinct), $8 since. TRUE when queued, FALSE for a delivery id seen before; raises
+-- SQLSTATE TD001 for a dedupe key seen since $8 (nothing is written either way).
+SELECT enqueue_delivery($1, $2, $3, $4, $5, $6, $7::text[], $8);
 
 -- name: record_config_words
 -- $1 repo, $2 installation_id, $3 label, $4 command, $5 now
@@ -52,25 +43,39 @@ SELECT label, command FROM config_words WHERE repo = $1 AND recorded_at >= $2;
 -- $1 delivery_id
 SELECT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1);
 
--- name: insert_job
--- $1 delivery_id, $2 event, $3 payload, $4 lock_key, $5 now
-INSERT INTO jobs (delivery_id, event, payload, lock_key, run_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $5, $5);
-
 -- name: insert_task
 -- $1 kind, $2 priority, $3 payload, $4 lock_key, $5 run_at, $6 now
 -- A job that is not a delivery, e.g. following a session.
 INSERT INTO jobs (kind, priority, event, payload, lock_key, run_at, created_at, updated_at)
 VALUES ($1, $2, $1, $3, $4, $5, $6, $6);
 
+-- name: top_queued_priority
+-- $1 below: the highest priority among queued jobs below it (NULL: none); one index lookup.
+SELECT MAX(priority) FROM jobs WHERE state = 'queued' AND priority < $1;
+
 -- name: find_claimable
--- $1 now, $2 lock keys this claim already gave up on.
--- A queued job that is due, or a running one whose lease ran out (its worker died),
--- unless another live job holds the same lock key (one job per issue at a time).
+-- $1 now, $2 lock keys this claim already gave up on, $3 priority.
+-- The first due queued job of one priority, in the order jobs are taken, unless another
+-- live job holds the same lock key (one job per issue at a time). One priority at a time
+-- (top_queued_priority) so that the walk follows the jobs_claim index and stops at the
+-- first job it can take, instead of sorting every queued job.
 -- Rows another claimer has locked are skipped rather than waited for.
-SELECT j.id, j.lock_key FROM jobs AS j
-WHERE ((j.state = 'queued' AND j.run_at <= $1)
-       OR (j.state = 'running' AND j.locked_until <= $1))
+SELECT j.priority, j.run_at, j.id, j.lock_key FROM jobs AS j
+WHERE j.state = 'queued' AND j.priority = $3 AND j.run_at <= $1
+  AND (j.lock_key IS NULL OR NOT (j.lock_key = ANY ($2::text[])))
+  AND (j.lock_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jobs AS r
+        WHERE r.lock_key = j.lock_key AND r.id <> j.id
+          AND r.state = 'running' AND r.locked_until > $1))
+ORDER BY j.run_at, j.id
+LIMIT 1
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: find_expired
+-- $1 now, $2 lock keys given up on: a running job whose lease ran out (its worker died),
+-- on the same terms.
+SELECT j.priority, j.run_at, j.id, j.lock_key FROM jobs AS j
+WHERE j.state = 'running' AND j.locked_until <= $1
   AND (j.lock_key IS NULL OR NOT (j.lock_key = ANY ($2::text[])))
   AND (j.lock_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM jobs AS r
@@ -143,8 +148,12 @@ SET state = 'queued', attempts = GREATEST(attempts - 1, 0), locked_by = NULL,
 WHERE id = $1 AND lease_token = $2 AND state = 'running';
 
 -- name: next_run_at
-SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)
-FROM jobs WHERE state IN ('queued', 'running');
+-- Two index lookups (jobs_due), not a scan of every queued job.
+SELECT MIN(at) FROM (
+    SELECT MIN(run_at) AS at FROM jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT MIN(locked_until) AS at FROM jobs WHERE state = 'running'
+) AS due;
 
 -- name: insert_session
 -- $1 dispatch_id, $2 repo, $3 issue, $4 platform, $5 session_id, $6 url, $7 status,

@@ -31,12 +31,28 @@ VALUES (:delivery_id, :event, :payload, :lock_key, :now, :now, :now);
 INSERT INTO jobs (kind, priority, event, payload, lock_key, run_at, created_at, updated_at)
 VALUES (:kind, :priority, :kind, :payload, :lock_key, :run_at, :now, :now);
 
+-- name: top_queued_priority
+-- The highest priority among queued jobs below :below (NULL: none); one index lookup.
+SELECT MAX(priority) FROM jobs WHERE state = 'queued' AND priority < :below;
+
 -- name: find_claimable
--- A queued job that is due, or a running one whose lease ran out (its worker died),
--- unless another live job holds the same lock key (one job per issue at a time).
-SELECT j.id FROM jobs AS j
-WHERE ((j.state = 'queued' AND j.run_at <= :now)
-       OR (j.state = 'running' AND j.locked_until <= :now))
+-- The first due queued job of one priority, in the order jobs are taken, unless another
+-- live job holds the same lock key (one job per issue at a time). One priority at a time
+-- (top_queued_priority) so that the walk follows the jobs_claim index and stops at the
+-- first job it can take, instead of sorting every queued job.
+SELECT j.priority, j.run_at, j.id FROM jobs AS j
+WHERE j.state = 'queued' AND j.priority = :priority AND j.run_at <= :now
+  AND (j.lock_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jobs AS r
+        WHERE r.lock_key = j.lock_key AND r.id != j.id
+          AND r.state = 'running' AND r.locked_until > :now))
+ORDER BY j.run_at, j.id
+LIMIT 1;
+
+-- name: find_expired
+-- A running job whose lease ran out (its worker died), on the same terms.
+SELECT j.priority, j.run_at, j.id FROM jobs AS j
+WHERE j.state = 'running' AND j.locked_until <= :now
   AND (j.lock_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM jobs AS r
         WHERE r.lock_key = j.lock_key AND r.id != j.id
@@ -89,8 +105,12 @@ SET state = 'queued', attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_
 WHERE id = :id AND lease_token = :lease AND state = 'running';
 
 -- name: next_run_at
-SELECT MIN(CASE WHEN state = 'queued' THEN run_at ELSE locked_until END)
-FROM jobs WHERE state IN ('queued', 'running');
+-- Two index lookups (jobs_due), not a scan of every queued job.
+SELECT MIN(at) FROM (
+    SELECT MIN(run_at) AS at FROM jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT MIN(locked_until) AS at FROM jobs WHERE state = 'running'
+);
 
 -- name: insert_session
 INSERT INTO sessions (dispatch_id, repo, issue, platform, session_id, url, status, created_at,
