@@ -21,13 +21,13 @@ from typing import Any
 from bot import fleet, messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, limits, react, react_failure
 from bot.actions.follow import FOLLOW_FIRST
+from bot.actions.request import read_request
 from bot.actions.status_comment import StatusComment
 from bot.actions.usage import note
-from bot.events import Comment, job_lock
+from bot.events import job_lock
 from bot.journal import JournalSteps, Progress
 from bot.logs import log
 from bot.ports import (
-    GitHub,
     GitHubError,
     MissingCredentials,
     PlatformError,
@@ -74,15 +74,15 @@ async def dispatch(
     if nonce is None:
         nonce = prompt.new_nonce()
         await progress.write(dataclasses.replace(progress.journal, prompt_nonce=nonce))
-    request = await build_request(ctx, decision, config, ident, nonce)
+    request = await read_request(ctx, decision, config, ident, nonce)
     if session is None:
-        eyes = asyncio.create_task(_eyes(ctx, progress, found))
+        reacting = asyncio.create_task(eyes(ctx, progress, found))
         try:
             session = await _create_announced(
                 ctx, progress, status, platform, request, found.sender.login
             )
         except PlatformError as exc:
-            await _settle(eyes, cancel=True)
+            await settle(reacting, cancel=True)
             if exc.transient:
                 raise
             journal = progress.journal
@@ -100,47 +100,30 @@ async def dispatch(
                 ctx, progress, dataclasses.replace(decision, platform=after), config, fields
             )
         except BaseException:
-            await _settle(eyes, cancel=True)
+            await settle(reacting, cancel=True)
             raise
-        await _settle(eyes, cancel=False)
+        await settle(reacting, cancel=False)
         await progress.write(dataclasses.replace(progress.journal, session=session))
     elif not progress.journal.reacted:
-        await _eyes(ctx, progress, found)
+        await eyes(ctx, progress, found)
 
     if not progress.journal.reported:
-        notes = progress.journal.fell_back
-        link = _link_comment(session, decision, request, ident, notes)
-        comment_id = await status.post(link, Priority.LINK)
+        view = view_of(session, decision.platform, request, progress.journal.fell_back)
+        if session.preview is not None:
+            body = messages.dry_run(
+                session.preview,
+                branch=request.branch_name,
+                target=request.target_branch,
+                ident=ident,
+            )
+        else:
+            body = messages.status_comment(view, ident)
+        comment_id = await status.post(body, Priority.LINK)
         # Recorded once its comment exists, so whoever edits the session next (the poller,
         # a follow-up, a stop) finds the comment; recording twice is a no-op.
-        await _record(ctx, decision, request, session, ident, comment_id, notes)
-        outcome = "dry run" if session.preview is not None else "created"
-        await note(
-            ctx,
-            found,
-            "dispatch",
-            outcome,
-            key=f"{ident}:dispatch",
-            platform=decision.platform,
-            dispatch_id=ident,
-            session_id=session.id,
-            detail="started with force=true past a used-up budget" if decision.force else "",
-        )
-        await progress.write(dataclasses.replace(progress.journal, reported=True))
-        if ctx.metrics is not None and progress.job.created_at:
-            ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
-    if platform.can_read and not progress.journal.following:
-        now = ctx.clock()
-        repo, number = found.repository.full_name, found.issue.number
-        follow = {
-            "dispatch_id": ident,
-            "repo": repo,
-            "issue": number,
-            "platform": decision.platform,
-            "started_at": now,
-        }
-        await ctx.store.schedule("follow", follow, job_lock(repo, number), now + FOLLOW_FIRST, now)
-        await progress.write(dataclasses.replace(progress.journal, following=True))
+        await announced(ctx, progress, decision, session, ident, comment_id, view)
+    if platform.can_read:
+        await follow_later(ctx, progress, found, decision.platform, ident)
     log(
         logger,
         "dispatch.created",
@@ -152,14 +135,14 @@ async def dispatch(
     return Outcome("done", session.url)
 
 
-async def _eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
+async def eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
     if progress.journal.reacted:
         return
     await react(ctx, found, "eyes", Priority.LINK)  # the link comment waits for it
     await progress.write(dataclasses.replace(progress.journal, reacted=True))
 
 
-async def _settle(task: asyncio.Task[None], *, cancel: bool) -> None:
+async def settle(task: asyncio.Task[None], *, cancel: bool) -> None:
     """Wait for a side task; when the main step failed, cancel it and drop its error (the
     journal says whether it happened, so a retry does it again if needed)."""
     if cancel:
@@ -219,30 +202,39 @@ async def create(
         raise
 
 
-async def _record(
-    ctx: Context,
-    decision: policy.Dispatch,
-    request: SessionRequest,
-    session: Session,
-    ident: str,
-    comment_id: int,
-    notes: tuple[str, ...] = (),
-) -> None:
-    found = decision.trigger
+def view_of(
+    session: Session, platform: str, request: SessionRequest, notes: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What the session's status comment shows (and its record keeps)."""
     view = messages.session_view(
         session,
-        platform=decision.platform,
+        platform=platform,
         agent=request.agent,
         branch=request.branch_name,
         target=request.target_branch,
     )
-    view["notes"] = list(notes)
+    view["notes"] = list(notes)  # e.g. "Tembo answered 401; started on Agen instead"
+    return view
+
+
+async def announced(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    session: Session,
+    ident: str,
+    comment_id: int,
+    view: dict[str, Any],
+) -> None:
+    """The session's link is on the issue: record the session (with its comment and what
+    the comment shows) and its ledger row, then journal that both are done."""
+    found = decision.trigger
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=ident,
             repo=found.repository.full_name,
             issue=found.issue.number,
-            platform=decision.platform,
+            platform=view["platform"],
             session_id=session.id,
             url=session.url,
             created_at=ctx.clock(),
@@ -252,28 +244,39 @@ async def _record(
             view=view,
         )
     )
-
-
-def _link_comment(
-    session: Session,
-    decision: policy.Dispatch,
-    request: SessionRequest,
-    ident: str,
-    notes: tuple[str, ...] = (),
-) -> str:
-    if session.preview is not None:
-        return messages.dry_run(
-            session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
-        )
-    view = messages.session_view(
-        session,
-        platform=decision.platform,
-        agent=request.agent,
-        branch=request.branch_name,
-        target=request.target_branch,
+    await note(
+        ctx,
+        found,
+        "dispatch",
+        "dry run" if session.preview is not None else "created",
+        key=f"{ident}:dispatch",
+        platform=view["platform"],
+        dispatch_id=ident,
+        session_id=session.id,
+        detail="started with force=true past a used-up budget" if decision.force else "",
     )
-    view["notes"] = list(notes)  # e.g. "Tembo answered 401; started on Agen instead"
-    return messages.status_comment(view, ident)
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+    if ctx.metrics is not None and progress.job.created_at:
+        ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
+
+
+async def follow_later(
+    ctx: Context, progress: Progress, found: policy.Trigger, platform: str, ident: str
+) -> None:
+    """Queue the session's follow job, once."""
+    if progress.journal.following:
+        return
+    now = ctx.clock()
+    repo, number = found.repository.full_name, found.issue.number
+    follow = {
+        "dispatch_id": ident,
+        "repo": repo,
+        "issue": number,
+        "platform": platform,
+        "started_at": now,
+    }
+    await ctx.store.schedule("follow", follow, job_lock(repo, number), now + FOLLOW_FIRST, now)
+    await progress.write(dataclasses.replace(progress.journal, following=True))
 
 
 async def _refused(
@@ -312,54 +315,3 @@ async def _refused(
         **fields,
     )
     return Outcome("failed", reason)
-
-
-async def build_request(
-    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str, nonce: str
-) -> SessionRequest:
-    found = decision.trigger
-    comments = await discussion(ctx.github, found, config)
-    plan = prompt.build(
-        issue=found.issue,
-        repository=found.repository,
-        comments=comments,
-        command=found.command,
-        requester=found.sender.login,
-        config=config,
-        dispatch_id=ident,
-        nonce=nonce,
-    )
-    return SessionRequest(
-        dispatch_id=ident,
-        title=plan.title,
-        prompt=plan.prompt,
-        repository=found.repository,
-        target_branch=plan.target,
-        branch_name=plan.branch,
-        agent=decision.agent,
-    )
-
-
-async def discussion(github: GitHub, found: policy.Trigger, config: RepoConfig) -> list[Comment]:
-    """The issue's comments that go into the prompt, as `config.include_comments` says.
-
-    For `collaborators`, an author counts when the collaborator permission API gives them
-    triage or more; author_association is only a cheap first sieve (OWNER, MEMBER,
-    COLLABORATOR are asked, the rest cannot hold such a role), since MEMBER and
-    COLLABORATOR include people with read access only.
-    """
-    if config.include_comments == "none" or found.issue.comments <= 0:
-        return []
-    repo = found.repository.full_name
-    comments = await github.list_comments(found.installation_id, repo, found.issue.number)
-    roles: dict[str, str] = {}
-    if config.include_comments == "collaborators":
-        for login in prompt.authors_to_ask(comments):
-            roles[login] = await github.permission(found.installation_id, repo, login)
-    return prompt.discussion(
-        comments,
-        include=config.include_comments,
-        at=found.at,
-        trigger_comment_id=found.comment_id,
-        roles=roles,
-    )
