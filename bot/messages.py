@@ -26,6 +26,7 @@ from bot.replies import (
     Denied,
     Existing,
     Help,
+    NothingToPick,
     NothingToStop,
     Reply,
     Status,
@@ -103,6 +104,8 @@ _PHASES = {
     "finished": ("✅", "finished"),
     "failed": ("😕", "failed"),
     "stopped": ("⏹️", "stopped"),
+    "starting": ("⏳", "starting"),
+    "refused": ("😕", "could not start"),
 }
 
 
@@ -128,6 +131,50 @@ def status_comment(view: dict[str, Any], ident: str) -> str:
     ]
     lines += [f"- {note}" for note in view.get("notes") or []]
     return _with_marker("\n".join(lines), ident)
+
+
+def fanout_status(views: Sequence[Mapping[str, Any]], ident: str) -> str:
+    """A fan-out's one status comment: a row per platform, from the sessions' views (one
+    per platform, in the fan-out's order), so whoever edits it renders every row."""
+    lines = [
+        "| platform | state | session | pull request | time to PR |",
+        "|---|---|---|---|---|",
+    ]
+    notes: list[str] = []
+    for view in views:
+        name = display_name(str(view["platform"]))
+        url = str(view.get("url") or "")
+        prs = ", ".join(link(str(pr)) for pr in view.get("pull_requests") or []) or "—"
+        shown = f"**{name}** 🏆 picked" if view.get("picked") else name
+        lines.append(
+            f"| {shown} | {_state_cell(view)} | {link(url) if url else '—'} | {prs} "
+            f"| {_time_to_pr(view)} |"
+        )
+        notes += [f"{name}: {note}" for note in view.get("notes") or []]
+    first = next((v for v in views if v.get("branch")), {})
+    lines += ["", f"- agent: `{first.get('agent') or 'platform default'}`"]
+    if first:
+        lines.append(f"- each on its own branch (`{first['branch']}`, …) → `{first['target']}`")
+    lines += [f"- {note}" for note in notes]
+    return _with_marker(f"Sessions on {len(views)} platforms:\n\n" + "\n".join(lines), ident)
+
+
+def _state_cell(view: Mapping[str, Any]) -> str:
+    phase = str(view.get("phase") or "starting")
+    icon, word = _PHASES.get(phase, ("⏳", phase))
+    cell = f"{icon} {word}"
+    if view.get("reason"):
+        # A platform's (or the app's) words: inert, and no pipe to break the table.
+        cell += " " + code(str(view["reason"]).replace("|", "/"), 200)
+    return cell
+
+
+def _time_to_pr(view: Mapping[str, Any]) -> str:
+    started, opened = view.get("started_at"), view.get("pr_at")
+    if not isinstance(started, int | float) or not isinstance(opened, int | float):
+        return "—"
+    minutes = max(int((opened - started) // 60), 0)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def created(
@@ -192,6 +239,11 @@ def render(reply: Reply) -> str:
         return existing(said.session, said.command)
     if isinstance(said, NothingToStop):
         return nothing_to_stop()
+    if isinstance(said, NothingToPick):
+        return _with_marker(
+            f"There is no session on {display_name(said.platform)} in a fan-out on this "
+            "issue to pick."
+        )
     if isinstance(said, ConfigProblems):
         return config_problems(said.source, said.problems)
     assert_never(said)
@@ -212,6 +264,8 @@ def problem_text(problem: Problem) -> str:
             "accepts: letters, digits and . _ / + # @ = , - only, as git allows them "
             "(no `..`, no leading `-` or `/`, no `.lock` ending)"
         )
+    if problem.kind == "bad_pick":
+        return "`pick` takes one platform name, e.g. `pick devin`"
     if problem.kind == "bad_agent":
         return (
             f"{code('agent=' + problem.value, 80)} is not an agent name: up to 100 letters, "

@@ -42,7 +42,7 @@ async def stop(
         if record.status == "stopped":
             continue  # an earlier attempt of this job stopped it and said so
         if record.dispatch_id not in progress.journal.stopped:
-            if not await _stop_one(ctx, record):
+            if not await stop_one(ctx, record):
                 unstoppable.append(record)
                 continue
             stopped = (*progress.journal.stopped, record.dispatch_id)
@@ -86,7 +86,7 @@ async def stop(
     return Outcome("done", why)
 
 
-async def _stop_one(ctx: Context, record: SessionRecord) -> bool:
+async def stop_one(ctx: Context, record: SessionRecord) -> bool:
     """Stop one session; False when its platform cannot (or refuses for good)."""
     if not can(ctx, record.platform, "can_stop"):
         return False

@@ -1,0 +1,241 @@
+"""Fan-out: one trigger starts a session on each of several platforms (`platform: [a, b]`
+or `/tembo platform=a,b`), announced in one status comment holding a table.
+
+Each platform is a branch of the job: its own dispatch id (`<trigger's id>-<platform>`),
+its own branch name, its own budget reservation, and its own journal (`journal.fanout`),
+so its create happens exactly once whatever happens to the others. A platform that says
+no for good gets a row saying so and never stops the others; one that fails in passing
+makes the job retry, and the retry leaves the platforms already journaled alone.
+
+The table is rendered from stored state (`bot.actions.group_views`): the session
+records, one per platform (a platform that could not start is recorded as such), so the
+follow of each session edits its own row and renders the others as they are stored.
+Fallback (`fallback:`) does not apply here: the other platforms are the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot import messages, policy, prompt
+from bot.actions import Context, Outcome, dispatch_id, group_views, limits, react_failure
+from bot.actions.dispatch import announced, create, eyes, follow_later, settle, view_of
+from bot.actions.request import build_request, discussion
+from bot.actions.status_comment import StatusComment
+from bot.actions.usage import note
+from bot.events import Comment
+from bot.journal import Branch, Progress
+from bot.ledger import Kind
+from bot.logs import log
+from bot.ports import (
+    MissingCredentials,
+    PlatformError,
+    Priority,
+    RemoteError,
+    Session,
+    SessionRecord,
+)
+from bot.repo_config import RepoConfig
+
+logger = logging.getLogger("bot.actions.fanout")
+
+
+@dataclass(frozen=True)
+class Row:
+    """What one platform's branch came to in this attempt, before it is recorded."""
+
+    branch: Branch
+    ident: str
+    view: dict[str, Any]
+    session: Session | None = None  # None: refused (`view["reason"]` says why)
+    error: RemoteError | None = None  # passing: the job is tried again for this branch
+
+
+async def fan_out(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    fields: dict[str, Any],
+) -> Outcome:
+    found = decision.trigger
+    base = dispatch_id(progress.job)
+    if progress.journal.reported:
+        return Outcome("done", "fan-out said so on the issue earlier")
+    comments = await discussion(ctx.github, found, config)  # once, for every platform
+    reacting = asyncio.create_task(eyes(ctx, progress, found))
+    try:
+        rows = await _start_all(ctx, progress, decision, config, comments, base)
+    except BaseException:
+        await settle(reacting, cancel=True)
+        raise
+    await settle(reacting, cancel=False)
+
+    repo, number = found.repository.full_name, found.issue.number
+    newer = {row.branch.platform: row.view for row in rows}
+    views = await group_views(ctx, repo, number, base, newer, decision.fanout)
+    status = StatusComment(ctx, progress, found.installation_id, repo, number)
+    comment_id = await status.post(messages.fanout_status(views, base), Priority.LINK)
+    for row in rows:
+        await _announce(ctx, decision, row, comment_id)
+    errors = [row.error for row in rows if row.error is not None]
+    if errors:
+        raise errors[0]  # the job's retry starts the platforms still missing
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+    started = [v for v in views if v.get("url")]
+    if not started:
+        await react_failure(ctx, found)
+    log(logger, "dispatch.fanout", platforms=list(decision.fanout), started=len(started), **fields)
+    return Outcome("done" if started else "failed", f"{len(started)} of {len(views)} started")
+
+
+async def _start_all(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    comments: list[Comment],
+    base: str,
+) -> list[Row]:
+    """Every platform not yet announced, side by side. A passing failure of one is kept in
+    its row (the others still get theirs); anything else (a lost lease) ends the job."""
+    branches = [Branch(progress, name) for name in decision.fanout]
+    pending = [branch for branch in branches if not branch.journal.reported]
+    results = await asyncio.gather(
+        *(_start(ctx, branch, decision, config, comments, base) for branch in pending),
+        return_exceptions=True,
+    )
+    rows = []
+    for branch, result in zip(pending, results, strict=True):
+        if isinstance(result, RemoteError) and result.transient:
+            view = {"platform": branch.platform, "phase": "starting", "fanout": decision.fanout}
+            rows.append(Row(branch, f"{base}-{branch.platform}", view, error=result))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            rows.append(result)
+    return rows
+
+
+async def _start(
+    ctx: Context,
+    branch: Branch,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    comments: list[Comment],
+    base: str,
+) -> Row:
+    """One platform's session, created exactly once (the single dispatch's `create`, on
+    this branch's journal), or why it cannot start."""
+    name = branch.platform
+    ident = f"{base}-{name}"
+    one = dataclasses.replace(decision, platform=name, fanout=())
+    if branch.journal.refused is not None:
+        return _refused_row(branch, ident, decision, branch.journal.refused)
+    try:
+        platform = ctx.platforms(name)
+    except MissingCredentials as exc:
+        return await _refuse(ctx, branch, ident, decision, str(exc), "refusal", "unconfigured")
+    if branch.journal.session is None:
+        answer = await limits.reserve(ctx, one, config, ident)
+        if not answer.granted and answer.over is not None:
+            over = answer.over
+            text = f"limits.{over.name} is used up ({over.count} of {over.limit})"
+            return await _refuse(ctx, branch, ident, decision, text, "limited", "refused")
+    nonce = branch.journal.prompt_nonce
+    if nonce is None:
+        nonce = prompt.new_nonce()
+        await branch.write(dataclasses.replace(branch.journal, prompt_nonce=nonce))
+    request = build_request(one, config, comments, ident, nonce, branch_suffix=name)
+    session = branch.journal.session
+    if session is None:
+        try:
+            session = await create(ctx, branch, platform, request)
+        except PlatformError as exc:
+            if exc.transient:
+                raise
+            if not branch.journal.creates_unknown:
+                await ctx.store.end_reservation(ident, "released")  # nothing started
+            reason = f"{exc.status}: {exc.message}" if exc.status else exc.message
+            return await _refuse(ctx, branch, ident, decision, reason, "refusal", "refused")
+        await branch.write(dataclasses.replace(branch.journal, session=session))
+    view = {**view_of(session, name, request), **_group(decision, base, ctx.clock())}
+    return Row(branch, ident, view, session)
+
+
+def _group(decision: policy.Dispatch, base: str, now: float) -> dict[str, Any]:
+    """What makes a session's view a row of its fan-out's table."""
+    return {"group": base, "fanout": list(decision.fanout), "started_at": now}
+
+
+def _refused_row(branch: Branch, ident: str, decision: policy.Dispatch, reason: str) -> Row:
+    base = ident.removesuffix(f"-{branch.platform}")
+    view = {
+        "platform": branch.platform,
+        "phase": "refused",
+        "reason": reason,
+        "url": "",
+        "pull_requests": [],
+        **_group(decision, base, 0.0),
+    }
+    return Row(branch, ident, view)
+
+
+async def _refuse(
+    ctx: Context,
+    branch: Branch,
+    ident: str,
+    decision: policy.Dispatch,
+    reason: str,
+    kind: Kind,
+    outcome: str,
+) -> Row:
+    """This platform will not start: journal why (so no retry asks it again) and write its
+    ledger row; the table shows it, the other platforms go on."""
+    await branch.write(dataclasses.replace(branch.journal, refused=reason))
+    await note(
+        ctx,
+        decision.trigger,
+        kind,
+        outcome,
+        key=f"{ident}:{kind}",
+        platform=branch.platform,
+        dispatch_id=ident,
+        detail=reason,
+    )
+    log(logger, "dispatch.fanout_refused", logging.WARNING, platform=branch.platform, error=reason)
+    return _refused_row(branch, ident, decision, reason)
+
+
+async def _announce(ctx: Context, decision: policy.Dispatch, row: Row, comment_id: int) -> None:
+    """The table is on the issue: record this platform's row (a session, or one that
+    could not start) and start following it."""
+    if row.error is not None or row.branch.journal.reported:
+        return
+    found = decision.trigger
+    one = dataclasses.replace(decision, platform=row.branch.platform, fanout=())
+    if row.session is not None:
+        await announced(ctx, row.branch, one, row.session, row.ident, comment_id, row.view)
+        if ctx.platforms(row.branch.platform).can_read:
+            await follow_later(ctx, row.branch, found, row.branch.platform, row.ident)
+        return
+    await ctx.store.record_session(
+        SessionRecord(
+            dispatch_id=row.ident,
+            repo=found.repository.full_name,
+            issue=found.issue.number,
+            platform=row.branch.platform,
+            session_id="",
+            url="",
+            created_at=ctx.clock(),
+            status="failed",  # never live: nothing to stop, follow or pick
+            comment_id=comment_id,
+            installation_id=found.installation_id,
+            view=row.view,
+        )
+    )
+    await row.branch.write(dataclasses.replace(row.branch.journal, reported=True))
