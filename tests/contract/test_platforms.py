@@ -484,6 +484,22 @@ async def test_agen_session_unprompted_before_a_restart_is_prompted_not_duplicat
 
 
 @pytest.mark.parametrize("rig", ["agen"], indirect=True)
+async def test_agen_session_made_before_a_restart_is_prompted_even_without_a_lookup(
+    rig: Rig,
+) -> None:
+    # The prompt got a definite 503, so the worker counts no create of unknown outcome and
+    # calls create_session again without a lookup: in a new process (a kill -9, another
+    # replica) only the journal's step knows the session exists.
+    fail_prompt_once(rig, reply(503, platform_error(rig.name, 503, "busy")))
+    request = session_request()
+    with pytest.raises(PlatformError):
+        await rig.platform.create_session(request, rig.steps)
+    session = await rig.again().create_session(request, rig.steps)
+    assert [s["id"] for s in rig.fake.sessions] == [session.id]
+    assert prompts_sent(rig) == [request.prompt]
+
+
+@pytest.mark.parametrize("rig", ["agen"], indirect=True)
 async def test_agen_lost_create_answer_is_reconciled_not_repeated(rig: Rig) -> None:
     def created_then_lost(request: httpx.Request) -> httpx.Response | None:
         rig.fake.answer(request)

@@ -47,6 +47,8 @@ from bot.ports import PlatformError, Session, SessionRequest, SessionState, Step
 NAME = "agen"
 LABEL = "Agen"
 SESSIONS_PATH = "/api/v1/sessions"
+# The journal step (ports.Steps) holding the id of a session created but maybe not prompted.
+STEP_SESSION = "agen.session"
 # docs.agenhq.com/api-reference/sessions/send-a-user-message-to-the-agent-in-a-session:
 # body {message (required, minLength 1), client_id}; answers the stored session event.
 MESSAGES_PATH = "/api/v1/sessions/{id}/messages"
@@ -115,6 +117,12 @@ class AgenPlatform:
 
     async def create_session(self, request: SessionRequest, steps: Steps) -> Session:
         session = self._undelivered.get(request.dispatch_id)
+        noted = steps.get(STEP_SESSION)
+        if session is None and noted is not None:
+            # Created by an earlier attempt, maybe in a process since killed: the journal
+            # (not this process's memory) says so, so it is prompted, never made again.
+            session = self._session({"id": noted})
+            remember(self._undelivered, request.dispatch_id, session)
         if session is None:
             data = await send(
                 self._http,
@@ -127,6 +135,7 @@ class AgenPlatform:
             )
             session = self._session(data)
             remember(self._undelivered, request.dispatch_id, session)
+            await steps.put(STEP_SESSION, session.id)
         elif await self._prompted(session.id, request.dispatch_id):
             # An earlier attempt's prompt arrived although its answer was lost.
             self._undelivered.pop(request.dispatch_id, None)
