@@ -13,36 +13,31 @@ whose answer was lost is looked up on the platform before anything is sent again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from typing import Any
 
 from bot import fleet, messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, limits, react, react_failure
+from bot.actions.create import create_announced, settle
 from bot.actions.follow import FOLLOW_FIRST
 from bot.actions.request import read_request
 from bot.actions.status_comment import StatusComment
 from bot.actions.usage import note
 from bot.events import job_lock
-from bot.journal import JournalSteps, Progress
+from bot.journal import Progress
 from bot.logs import log
 from bot.ports import (
-    GitHubError,
     MissingCredentials,
     PlatformError,
     Priority,
     Session,
-    SessionPlatform,
     SessionRecord,
     SessionRequest,
 )
 from bot.repo_config import RepoConfig
 
 logger = logging.getLogger("bot.actions.dispatch")
-# Long enough that most creates answer first (no extra comment), short enough that a
-# person watching the issue sees the app is on it.
-STARTING_AFTER = 3.0
 
 
 async def dispatch(
@@ -78,7 +73,7 @@ async def dispatch(
     if session is None:
         reacting = asyncio.create_task(eyes(ctx, progress, found))
         try:
-            session = await _create_announced(
+            session = await create_announced(
                 ctx, progress, status, platform, request, found.sender.login
             )
         except PlatformError as exc:
@@ -108,20 +103,7 @@ async def dispatch(
         await eyes(ctx, progress, found)
 
     if not progress.journal.reported:
-        view = view_of(session, decision.platform, request, progress.journal.fell_back)
-        if session.preview is not None:
-            body = messages.dry_run(
-                session.preview,
-                branch=request.branch_name,
-                target=request.target_branch,
-                ident=ident,
-            )
-        else:
-            body = messages.status_comment(view, ident)
-        comment_id = await status.post(body, Priority.LINK)
-        # Recorded once its comment exists, so whoever edits the session next (the poller,
-        # a follow-up, a stop) finds the comment; recording twice is a no-op.
-        await announced(ctx, progress, decision, session, ident, comment_id, view)
+        await _link(ctx, progress, status, decision, session, request)
     if platform.can_read:
         await follow_later(ctx, progress, found, decision.platform, ident)
     log(
@@ -135,71 +117,34 @@ async def dispatch(
     return Outcome("done", session.url)
 
 
+async def _link(
+    ctx: Context,
+    progress: Progress,
+    status: StatusComment,
+    decision: policy.Dispatch,
+    session: Session,
+    request: SessionRequest,
+) -> None:
+    """The one status comment with the session's link, then the session's record."""
+    ident = status.ident
+    view = view_of(session, decision.platform, request, progress.journal.fell_back)
+    if session.preview is not None:
+        body = messages.dry_run(
+            session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
+        )
+    else:
+        body = messages.status_comment(view, ident)
+    comment_id = await status.post(body, Priority.LINK)
+    # Recorded once its comment exists, so whoever edits the session next (the poller,
+    # a follow-up, a stop) finds the comment; recording twice is a no-op.
+    await announced(ctx, progress, decision, session, ident, comment_id, view)
+
+
 async def eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
     if progress.journal.reacted:
         return
     await react(ctx, found, "eyes", Priority.LINK)  # the link comment waits for it
     await progress.write(dataclasses.replace(progress.journal, reacted=True))
-
-
-async def settle(task: asyncio.Task[None], *, cancel: bool) -> None:
-    """Wait for a side task; when the main step failed, cancel it and drop its error (the
-    journal says whether it happened, so a retry does it again if needed)."""
-    if cancel:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    else:
-        await task
-
-
-async def _create_announced(
-    ctx: Context,
-    progress: Progress,
-    status: StatusComment,
-    platform: SessionPlatform,
-    request: SessionRequest,
-    who: str,
-) -> Session:
-    """Create the session; if it takes longer than STARTING_AFTER, say so on the issue
-    meanwhile (best effort: the link comment follows either way)."""
-    creating = asyncio.create_task(create(ctx, progress, platform, request))
-    done, _ = await asyncio.wait({creating}, timeout=STARTING_AFTER)
-    if not done and status.comment_id is None:
-        with contextlib.suppress(GitHubError):
-            await status.post(messages.starting(platform.name, who, status.ident), Priority.LINK)
-    return await creating
-
-
-async def create(
-    ctx: Context, progress: Progress, platform: SessionPlatform, request: SessionRequest
-) -> Session:
-    """Create exactly once. A create whose outcome is unknown (counted before sending, so a
-    crash mid-call leaves it counted; back down on a definite answer) is first looked up on
-    the platform; a platform that cannot look up is sent to at most twice."""
-    journal = progress.journal
-    unknown = journal.creates_unknown
-    request = dataclasses.replace(request, first_sent_at=journal.first_sent_at or 0.0)
-    if unknown:
-        existing = await platform.find_session(request)
-        if existing is not None:
-            return existing
-        if not platform.can_find and unknown >= 2:
-            raise PlatformError(
-                f"{platform.name} did not answer twice and cannot be asked whether a "
-                "session was started, so it is not asked again (a session may exist: "
-                "check the platform before using `/tembo new`)"
-            )
-    first = journal.first_sent_at if journal.first_sent_at is not None else ctx.clock()
-    await progress.write(
-        dataclasses.replace(journal, creates_unknown=unknown + 1, first_sent_at=first)
-    )
-    try:
-        return await platform.create_session(request, JournalSteps(progress))
-    except PlatformError as exc:
-        if not exc.ambiguous:
-            await progress.write(dataclasses.replace(progress.journal, creates_unknown=unknown))
-        raise
 
 
 def view_of(

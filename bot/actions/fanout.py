@@ -23,7 +23,8 @@ from typing import Any
 
 from bot import messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, group_views, limits, react_failure
-from bot.actions.dispatch import announced, create, eyes, follow_later, settle, view_of
+from bot.actions.create import create, settle
+from bot.actions.dispatch import announced, eyes, follow_later, view_of
 from bot.actions.request import build_request, discussion
 from bot.actions.status_comment import StatusComment
 from bot.actions.usage import note
