@@ -17,6 +17,7 @@ from bot.actions import Context, Outcome, dispatch_id
 from bot.actions import installation as installations
 from bot.actions.dispatch import dispatch
 from bot.actions.fanout import fan_out
+from bot.actions.fanout import gave_up as fanout_gave_up
 from bot.actions.follow import follow
 from bot.actions.follow_up import follow_up
 from bot.actions.pick import pick
@@ -159,6 +160,10 @@ class Handler:
         ):
             return
         reason = error.message if isinstance(error, RemoteError) else "an internal error"
+        text = f"gave up after {job.attempts} attempts: {reason}"
+        if journal.pin is not None and journal.pin.platforms:
+            await fanout_gave_up(self.ctx, job, event, text, error)  # rows in its table
+            return
         status = StatusComment(
             self.ctx,
             progress,
@@ -167,7 +172,6 @@ class Handler:
             event.issue.number,
         )
         platform = journal.pin.platform if journal.pin is not None else ""
-        text = f"gave up after {job.attempts} attempts: {reason}"
         await status.post(messages.failed(platform, text, ident=dispatch_id(job)))
         await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))

@@ -27,12 +27,14 @@ from bot.actions.create import create, settle
 from bot.actions.dispatch import announced, eyes, follow_later, view_of
 from bot.actions.request import build_request, discussion
 from bot.actions.status_comment import StatusComment
+from bot.actions.usage import gave_up as gave_up_usage
 from bot.actions.usage import note
-from bot.events import Comment
+from bot.events import Comment, CommentEvent, IssueEvent
 from bot.journal import Branch, Progress
 from bot.ledger import Kind
 from bot.logs import log
 from bot.ports import (
+    Job,
     MissingCredentials,
     PlatformError,
     Priority,
@@ -76,11 +78,7 @@ async def fan_out(
         raise
     await settle(reacting, cancel=False)
 
-    repo, number = found.repository.full_name, found.issue.number
-    newer = {row.branch.platform: row.view for row in rows}
-    views = await group_views(ctx, repo, number, base, newer, decision.fanout)
-    status = StatusComment(ctx, progress, found.installation_id, repo, number)
-    comment_id = await status.post(messages.fanout_status(views, base), Priority.LINK)
+    views, comment_id = await _table(ctx, progress, decision, rows, Priority.LINK)
     for row in rows:
         await _announce(ctx, decision, row, comment_id)
     errors = [row.error for row in rows if row.error is not None]
@@ -92,6 +90,18 @@ async def fan_out(
         await react_failure(ctx, found)
     log(logger, "dispatch.fanout", platforms=list(decision.fanout), started=len(started), **fields)
     return Outcome("done" if started else "failed", f"{len(started)} of {len(views)} started")
+
+
+async def _table(
+    ctx: Context, progress: Progress, decision: policy.Dispatch, rows: list[Row], priority: Priority
+) -> tuple[list[dict[str, Any]], int]:
+    """Post (or edit) the one table: the rows of this attempt over those stored."""
+    found, base = decision.trigger, dispatch_id(progress.job)
+    repo, number = found.repository.full_name, found.issue.number
+    newer = {row.branch.platform: row.view for row in rows}
+    views = await group_views(ctx, repo, number, base, newer, decision.fanout)
+    status = StatusComment(ctx, progress, found.installation_id, repo, number)
+    return views, await status.post(messages.fanout_status(views, base), priority)
 
 
 async def _start_all(
@@ -136,7 +146,7 @@ async def _start(
     ident = f"{base}-{name}"
     one = dataclasses.replace(decision, platform=name, fanout=())
     if branch.journal.refused is not None:
-        return _refused_row(branch, ident, decision, branch.journal.refused)
+        return _refused_row(branch, ident, decision.fanout, branch.journal.refused)
     try:
         platform = ctx.platforms(name)
     except MissingCredentials as exc:
@@ -164,16 +174,16 @@ async def _start(
             reason = f"{exc.status}: {exc.message}" if exc.status else exc.message
             return await _refuse(ctx, branch, ident, decision, reason, "refusal", "refused")
         await branch.write(dataclasses.replace(branch.journal, session=session))
-    view = {**view_of(session, name, request), **_group(decision, base, ctx.clock())}
+    view = {**view_of(session, name, request), **_group(decision.fanout, base, ctx.clock())}
     return Row(branch, ident, view, session)
 
 
-def _group(decision: policy.Dispatch, base: str, now: float) -> dict[str, Any]:
+def _group(platforms: tuple[str, ...], base: str, now: float) -> dict[str, Any]:
     """What makes a session's view a row of its fan-out's table."""
-    return {"group": base, "fanout": list(decision.fanout), "started_at": now}
+    return {"group": base, "fanout": list(platforms), "started_at": now}
 
 
-def _refused_row(branch: Branch, ident: str, decision: policy.Dispatch, reason: str) -> Row:
+def _refused_row(branch: Branch, ident: str, platforms: tuple[str, ...], reason: str) -> Row:
     base = ident.removesuffix(f"-{branch.platform}")
     view = {
         "platform": branch.platform,
@@ -181,7 +191,7 @@ def _refused_row(branch: Branch, ident: str, decision: policy.Dispatch, reason: 
         "reason": reason,
         "url": "",
         "pull_requests": [],
-        **_group(decision, base, 0.0),
+        **_group(platforms, base, 0.0),
     }
     return Row(branch, ident, view)
 
@@ -209,7 +219,7 @@ async def _refuse(
         detail=reason,
     )
     log(logger, "dispatch.fanout_refused", logging.WARNING, platform=branch.platform, error=reason)
-    return _refused_row(branch, ident, decision, reason)
+    return _refused_row(branch, ident, decision.fanout, reason)
 
 
 async def _announce(ctx: Context, decision: policy.Dispatch, row: Row, comment_id: int) -> None:
@@ -224,6 +234,8 @@ async def _announce(ctx: Context, decision: policy.Dispatch, row: Row, comment_i
         if ctx.platforms(row.branch.platform).can_read:
             await follow_later(ctx, row.branch, found, row.branch.platform, row.ident)
         return
+    # A platform that could not start keeps its row: recorded as a session that never was
+    # (no id, `failed`, so never live: nothing to stop, follow or pick).
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=row.ident,
@@ -233,10 +245,54 @@ async def _announce(ctx: Context, decision: policy.Dispatch, row: Row, comment_i
             session_id="",
             url="",
             created_at=ctx.clock(),
-            status="failed",  # never live: nothing to stop, follow or pick
+            status="failed",
             comment_id=comment_id,
             installation_id=found.installation_id,
             view=row.view,
         )
     )
     await row.branch.write(dataclasses.replace(row.branch.journal, reported=True))
+
+
+async def gave_up(
+    ctx: Context, job: Job, event: IssueEvent | CommentEvent, text: str, error: BaseException
+) -> None:
+    """The job used its attempts: each platform still missing gets a row saying so in the
+    same table (never a comment of its own) and a refusal in the ledger; its budget goes
+    back unless a create may have reached it. A session made but never announced is."""
+    progress = Progress(job, ctx.store)
+    pin = progress.journal.pin
+    assert pin is not None
+    decision = policy.Dispatch(_trigger(event), pin.platform, pin.agent, pin.force, pin.platforms)
+    base = dispatch_id(job)
+    rows: list[Row] = []
+    for branch in (Branch(progress, name) for name in pin.platforms):
+        ident, session = f"{base}-{branch.platform}", branch.journal.session
+        if branch.journal.reported:
+            continue
+        if session is not None:
+            view: dict[str, Any] = {"platform": branch.platform, "url": session.url}
+            view |= {"session_id": session.id, "phase": "started"}
+            rows.append(Row(branch, ident, view | _group(pin.platforms, base, 0.0), session))
+            continue
+        unknown = branch.journal.creates_unknown
+        await gave_up_usage(
+            ctx, job, event, branch.platform, text, error, ident=ident, creates_unknown=unknown
+        )
+        await branch.write(dataclasses.replace(branch.journal, refused=text))
+        rows.append(_refused_row(branch, ident, pin.platforms, text))
+    _, comment_id = await _table(ctx, progress, decision, rows, Priority.REPLY)
+    for row in rows:
+        await _announce(ctx, decision, row, comment_id)
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+
+
+def _trigger(event: IssueEvent | CommentEvent) -> policy.Trigger:
+    """Enough of the trigger for the ledger rows of a job that gave up."""
+    return policy.Trigger(
+        kind="label" if isinstance(event, IssueEvent) else "command",
+        installation_id=event.installation_id,
+        repository=event.repository,
+        issue=event.issue,
+        sender=event.sender,
+    )

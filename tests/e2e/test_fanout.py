@@ -91,7 +91,7 @@ async def world(
     github.clock = clock
     github.permissions[(REPO, "Codertocat")] = "write"
     devin, agen, cursor, jules = FakeDevin(), FakeAgen(), FakeCursor(), FakeJules()
-    configured = settings.with_platform_env(
+    configured = settings.replace(max_attempts=3).with_platform_env(
         DEVIN_API_KEY=devin.api_key,
         DEVIN_BASE_URL=devin.base_url,
         AGEN_API_KEY=agen.api_key,
@@ -241,3 +241,20 @@ async def test_a_retry_never_resends_a_platform_already_started(world: World) ->
     assert len(world.devin.requests) == 2 and len(world.devin.sessions) == 1
     _, rows = world.table()
     assert all("🚀 started" in row for row in rows)
+
+
+async def test_a_platform_that_never_answers_gets_a_row_when_the_job_gives_up(
+    world: World,
+) -> None:
+    world.github.files[(REPO, CONFIG)] = "platform: [tembo, devin]\n"
+    world.devin.fault = lambda request: httpx.Response(503, json={"detail": "down"})
+    assert (await world.harness.deliver("issues", payloads.labeled(repo=REPO))).status_code == 202
+    await world.run_until_idle()
+    assert len(world.tembo.sessions) == 1 and world.devin.sessions == []
+    assert len(world.devin.requests) == 3  # MAX_ATTEMPTS, each a definite 503
+    _, rows = world.table()
+    assert "🚀 started" in rows[0]
+    assert "😕 could not start" in rows[1] and "gave up after 3 attempts" in rows[1]
+    usage = [(r.kind, r.platform, r.outcome) for r in await world.harness.runtime.store.usage(0)]
+    assert sorted(usage) == [("dispatch", "tembo", "created"), ("refusal", "devin", "gave up")]
+    assert await world.harness.runtime.store.job_counts("delivery") == {"dead": 1}
