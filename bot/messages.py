@@ -318,6 +318,7 @@ def status(
     for record in records:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.created_at))
         link = f"[{record.session_id}]({record.url})" if record.url else record.session_id
+        link = link or "— (could not start)"  # a fan-out's platform that said no
         lines.append(f"| {link} | {display_name(record.platform)} | {started} |")
     return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines) + extra)
 
