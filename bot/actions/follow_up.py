@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import messages, policy
 from bot.actions import Context, Outcome, dispatch_id, edit_view, react
-from bot.actions.usage import note
+from bot.actions.usage import note_session
 from bot.journal import Progress
 from bot.logs import log
 from bot.ports import PlatformError, Priority
@@ -59,15 +59,7 @@ async def follow_up(
 async def _note(
     ctx: Context, decision: policy.FollowUp, progress: Progress, outcome: str, detail: str = ""
 ) -> None:
-    record = decision.session
-    await note(
-        ctx,
-        decision.trigger,
-        "follow_up",
-        outcome,
-        key=f"{dispatch_id(progress.job)}:follow_up",
-        platform=record.platform,
-        dispatch_id=record.dispatch_id,
-        session_id=record.session_id,
-        detail=detail,
+    key = f"{dispatch_id(progress.job)}:follow_up"
+    await note_session(
+        ctx, decision.trigger, "follow_up", outcome, decision.session, key=key, detail=detail
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import policy
 from bot.actions import Change, Context, Outcome, dispatch_id, edit_views, react
-from bot.actions.stop import stop_one
+from bot.actions.stop import noted, stop_one
 from bot.actions.usage import note
 from bot.journal import Progress
 from bot.logs import log
@@ -54,35 +54,14 @@ async def _stop(
     ctx: Context, progress: Progress, found: policy.Trigger, record: SessionRecord, why: str
 ) -> Change:
     """Stop one of the others, once (journaled); what its row shows next."""
-    key = f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}"
     if record.dispatch_id not in progress.journal.stopped:
         if not await stop_one(ctx, record):
-            await note(
-                ctx,
-                found,
-                "stop",
-                "cannot stop",
-                key=key,
-                platform=record.platform,
-                dispatch_id=record.dispatch_id,
-                session_id=record.session_id,
-                detail=why,
-            )
+            await noted(ctx, progress, found, record, "cannot stop", why)
             notes = list(record.view.get("notes") or [])
             notes += [] if CANNOT_STOP in notes else [CANNOT_STOP]
             return record, {**record.view, "notes": notes}, None
         stopped = (*progress.journal.stopped, record.dispatch_id)
         await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
     await ctx.store.end_reservation(record.dispatch_id, "ended")
-    await note(
-        ctx,
-        found,
-        "stop",
-        "stopped",
-        key=key,
-        platform=record.platform,
-        dispatch_id=record.dispatch_id,
-        session_id=record.session_id,
-        detail=why,
-    )
+    await noted(ctx, progress, found, record, "stopped", why)
     return record, {**record.view, "phase": "stopped", "reason": why}, "stopped"

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot import messages, policy
 from bot.actions import Context, Outcome, dispatch_id, edit_view, react
-from bot.actions.usage import note
+from bot.actions.usage import note_session
 from bot.journal import Progress
 from bot.logs import log
 from bot.ports import MissingCredentials, PlatformError, Priority, SessionRecord
@@ -50,30 +50,10 @@ async def stop(
         view = {**record.view, "phase": "stopped", "reason": why}
         await edit_view(ctx, record, view, "stopped", priority=Priority.REPLY)
         await ctx.store.end_reservation(record.dispatch_id, "ended")
-        await note(
-            ctx,
-            found,
-            "stop",
-            "stopped",
-            key=f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}",
-            platform=record.platform,
-            dispatch_id=record.dispatch_id,
-            session_id=record.session_id,
-            detail=why,
-        )
+        await noted(ctx, progress, found, record, "stopped", why)
         log(logger, "session.stopped", session_id=record.session_id, **fields)
     for record in unstoppable:
-        await note(
-            ctx,
-            found,
-            "stop",
-            "cannot stop",
-            key=f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}",
-            platform=record.platform,
-            dispatch_id=record.dispatch_id,
-            session_id=record.session_id,
-            detail=why,
-        )
+        await noted(ctx, progress, found, record, "cannot stop", why)
     if unstoppable and not progress.journal.told_unstoppable:
         await ctx.github.create_comment(
             found.installation_id,
@@ -84,6 +64,19 @@ async def stop(
         )
         await progress.write(dataclasses.replace(progress.journal, told_unstoppable=True))
     return Outcome("done", why)
+
+
+async def noted(
+    ctx: Context,
+    progress: Progress,
+    found: policy.Trigger,
+    record: SessionRecord,
+    outcome: str,
+    why: str,
+) -> None:
+    """The ledger row of one session this job stopped (or could not stop), written once."""
+    key = f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}"
+    await note_session(ctx, found, "stop", outcome, record, key=key, detail=why)
 
 
 async def stop_one(ctx: Context, record: SessionRecord) -> bool:

@@ -11,7 +11,7 @@ from bot.events import CommentEvent, IssueEvent
 from bot.journal import load
 from bot.ledger import Kind, LedgerRow
 from bot.policy import Trigger
-from bot.ports import Job, RemoteError
+from bot.ports import Job, RemoteError, SessionRecord
 from bot.repo_config import RepoConfig
 
 
@@ -42,6 +42,30 @@ async def note(
             outcome=outcome,
             detail=detail[:500],
         )
+    )
+
+
+async def note_session(
+    ctx: Context,
+    found: Trigger,
+    kind: Kind,
+    outcome: str,
+    record: SessionRecord,
+    *,
+    key: str,
+    detail: str = "",
+) -> None:
+    """A ledger row about one recorded session (a follow-up to it, a stop of it)."""
+    await note(
+        ctx,
+        found,
+        kind,
+        outcome,
+        key=key,
+        platform=record.platform,
+        dispatch_id=record.dispatch_id,
+        session_id=record.session_id,
+        detail=detail,
     )
 
 

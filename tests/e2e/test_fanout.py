@@ -7,8 +7,6 @@ Time is a hand-moved clock shared by the app and the GitHub fake, as in test_fol
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -62,25 +60,10 @@ class World:
 
     async def tick(self, seconds: float) -> None:
         """Let `seconds` of hand-moved time pass (follows come due), then settle."""
-        self.clock.now += seconds
-        worker = self.harness.runtime.worker
-        assert worker is not None
-        worker.notify()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.idle.wait(), 0.2)
-        await self.harness.settle()
+        await self.harness.tick(self.clock, seconds)
 
-    async def run_until_idle(self, step: float = 1.0, steps: int = 120) -> None:
-        """Let hand-moved time pass until nothing is due soon (retries wait on it too)."""
-        worker = self.harness.runtime.worker
-        assert worker is not None
-        for _ in range(steps):
-            self.clock.now += step
-            worker.notify()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.idle.wait(), 0.2)
-                return
-        raise AssertionError("the worker never became idle")
+    async def run_until_idle(self) -> None:
+        await self.harness.run_until_idle(self.clock, steps=120)
 
 
 @pytest.fixture
@@ -91,18 +74,12 @@ async def world(
     github.clock = clock
     github.permissions[(REPO, "Codertocat")] = "write"
     devin, agen, cursor, jules = FakeDevin(), FakeAgen(), FakeCursor(), FakeJules()
-    configured = settings.replace(max_attempts=3).with_platform_env(
-        DEVIN_API_KEY=devin.api_key,
-        DEVIN_BASE_URL=devin.base_url,
-        AGEN_API_KEY=agen.api_key,
-        AGEN_BASE_URL=agen.base_url,
-        CURSOR_API_KEY=cursor.api_key,
-        CURSOR_BASE_URL=cursor.base_url,
-        JULES_API_KEY=jules.api_key,
-        JULES_BASE_URL=jules.base_url,
-    )
+    fakes = {"DEVIN": devin, "AGEN": agen, "CURSOR": cursor, "JULES": jules}
+    env = {f"{name}_API_KEY": fake.api_key for name, fake in fakes.items()}
+    env |= {f"{name}_BASE_URL": fake.base_url for name, fake in fakes.items()}
+    configured = settings.replace(max_attempts=3).with_platform_env(**env)
     hosts = {github.host: github, tembo.host: tembo}
-    hosts |= {fake.host: fake for fake in (devin, agen, cursor, jules)}
+    hosts |= {fake.host: fake for fake in fakes.values()}
     http = httpx.AsyncClient(transport=route(hosts))
     app = create_app(configured, http=http, store=backend.open(), content_per_minute=0, clock=clock)
     async with app.router.lifespan_context(app):

@@ -12,12 +12,13 @@ printed for the record (run with -s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +27,10 @@ import httpx
 import pytest
 
 from tests.support.app import KeyPair
+from tests.support.fakes import server
 from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.devin import FakeDevin
 from tests.support.fakes.github import FakeGitHub
-from tests.support.fakes.server import (
-    COMMENT_MARKER,
-    DISPATCH_LINE,
-    AppProcess,
-    Delivery,
-    FakeServer,
-    Processes,
-    app_env,
-    free_port,
-    job_counts,
-    settled,
-    wait_until,
-)
 from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -52,13 +41,6 @@ KILL_AT = 15  # Devin sessions created when the server dies
 REPOS = tuple(f"acme/fan-{n}" for n in range(3))
 TIMEOUT = 90.0
 ROW = "\n| "
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    found = Processes(tmp_path)
-    yield found
-    found.stop_all()
 
 
 Fault = Callable[[httpx.Request], "httpx.Response | None"]
@@ -89,7 +71,7 @@ class KillAfterDevin:
     def __init__(self, devin: FakeDevin, at: int) -> None:
         self.devin = devin
         self.at = at
-        self.victim: AppProcess | None = None
+        self.victim: server.AppProcess | None = None
         self.fired = threading.Event()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -109,20 +91,15 @@ class KillAfterDevin:
 def dispatch_ids(prompts: list[str]) -> Counter[str]:
     found: Counter[str] = Counter()
     for prompt in prompts:
-        ids = DISPATCH_LINE.findall(prompt)
+        ids = server.DISPATCH_LINE.findall(prompt)
         found[ids[-1] if ids else "(no dispatch-id line)"] += 1
     return found
 
 
 async def test_fan_out_to_three_platforms_under_faults_and_kill_9_is_exactly_once(
-    app_key: KeyPair, tmp_path: Path, processes: Processes
+    app_key: KeyPair, tmp_path: Path, processes: server.Processes
 ) -> None:
-    started = time.monotonic()
-    deadline = started + TIMEOUT
-
-    def left() -> float:
-        return max(deadline - time.monotonic(), 0.1)
-
+    started, left = time.monotonic(), server.time_left(TIMEOUT)
     github = FakeGitHub(public_key=app_key.public, prefix="/api/v3")
     tembo, devin, agen = FakeTembo(), FakeDevin(), FakeAgen()
     for repo in REPOS:
@@ -132,35 +109,33 @@ async def test_fan_out_to_three_platforms_under_faults_and_kill_9_is_exactly_onc
     devin.fault = faults(2, devin.answer)
     agen.fault = faults(3, agen.answer)
     killer = KillAfterDevin(devin, KILL_AT)
-    deliveries = [Delivery.labeled(REPOS[n % len(REPOS)], n) for n in range(1, ISSUES + 1)]
+    deliveries = [server.Delivery.labeled(REPOS[n % len(REPOS)], n) for n in range(1, ISSUES + 1)]
 
-    with (
-        FakeServer(github) as github_server,
-        FakeServer(tembo) as tembo_server,
-        FakeServer(killer) as devin_server,
-        FakeServer(agen) as agen_server,
-        processes.shown_on_failure(),
-    ):
-        env = app_env(
+    with contextlib.ExitStack() as stack:
+        fakes = {"github": github, "tembo": tembo, "devin": killer, "agen": agen}
+        served = {name: stack.enter_context(server.FakeServer(f)) for name, f in fakes.items()}
+        stack.enter_context(processes.shown_on_failure())
+        github_server, tembo_server = served["github"], served["tembo"]
+        devin_server, agen_server = served["devin"], served["agen"]
+        platforms = {"DEVIN": (devin.api_key, devin_server), "AGEN": (agen.api_key, agen_server)}
+        extra = {f"{name}_API_KEY": key for name, (key, _) in platforms.items()}
+        extra |= {f"{name}_BASE_URL": server.url for name, (_, server) in platforms.items()}
+        database = f"sqlite:///{tmp_path / 'store.db'}"
+        env = server.app_env(
             private_key=app_key.private,
-            github=github,
-            github_server=github_server,
-            tembo=tembo,
+            **{"github": github, "github_server": github_server, "tembo": tembo},
             tembo_url=tembo_server.url,
-            database_url=f"sqlite:///{tmp_path / 'store.db'}",
-            port=free_port(),
+            database_url=database,
+            port=server.free_port(),
             folder=tmp_path,
-            DEVIN_API_KEY=devin.api_key,
-            DEVIN_BASE_URL=devin_server.url,
-            AGEN_API_KEY=agen.api_key,
-            AGEN_BASE_URL=agen_server.url,
             MAX_ATTEMPTS="30",
+            **extra,
         )
         first = processes.start("app-1", env)
         killer.victim = first
         await first.wait_ready(left())
 
-        unanswered: list[Delivery] = []
+        unanswered: list[server.Delivery] = []
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
 
             async def feed() -> None:
@@ -172,25 +147,15 @@ async def test_fan_out_to_three_platforms_under_faults_and_kill_9_is_exactly_onc
 
             async with anyio.create_task_group() as group:
                 group.start_soon(feed)
-                await wait_until(killer.fired.is_set, left(), f"the kill at session {KILL_AT}")
+                await server.wait_until(killer.fired.is_set, left(), f"the kill at {KILL_AT}")
                 exit_code = first.wait(10)
                 devin_at_kill = devin_server.snapshot(lambda: len(devin.sessions))
                 second = processes.start("app-2", env)  # same port, same database
                 await second.wait_ready(left())
 
-            for delivery in unanswered:  # what got no 2xx is sent again, as `replay` would
-                await wait_until(
-                    lambda d=delivery: _accepted(d, client, second.url),
-                    left(),
-                    f"a 2xx for resent delivery {delivery.id}",
-                    every=0.1,
-                )
-
-            async def finished() -> bool:
-                return settled(await job_counts(client, second.url), ISSUES)
-
-            await wait_until(finished, left(), f"all {ISSUES} jobs ended", every=0.1)
-            counts = await job_counts(client, second.url)
+            # What got no 2xx is sent again, as `replay` would.
+            await server.resend_until_accepted(unanswered, client, second.url, left)
+            counts = await server.until_settled(client, second.url, ISSUES, left)
         processes.stop_all()  # before the fakes go away
 
         per_platform = {
@@ -238,13 +203,8 @@ async def test_fan_out_to_three_platforms_under_faults_and_kill_9_is_exactly_onc
     assert duplicates == 0
     assert len(comments) == ISSUES and set(per_issue.values()) == {1}
     for _, _, body in comments:
-        marker = COMMENT_MARKER.search(body)
+        marker = server.COMMENT_MARKER.search(body)
         assert marker is not None and marker[1] in expected
         assert body.count(ROW) == 1 + len(PLATFORMS)  # the header, then one row each
         assert body.count("🚀 started") == len(PLATFORMS)
     assert counts is not None and counts.get("done") == ISSUES
-
-
-async def _accepted(delivery: Delivery, client: httpx.AsyncClient, url: str) -> bool:
-    status = await delivery.send(client, url)
-    return status is not None and status < 300
