@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from typing import Any
 
 from bot import messages
 from bot.actions import Context
@@ -23,7 +24,7 @@ from bot.ports import GitHubError, PlatformError, Priority, Session, SessionPlat
 STARTING_AFTER = 3.0
 
 
-async def settle(task: asyncio.Task[None], *, cancel: bool) -> None:
+async def settle(task: asyncio.Task[Any], *, cancel: bool) -> None:
     """Wait for a side task; when the main step failed, cancel it and drop its error (the
     journal says whether it happened, so a retry does it again if needed)."""
     if cancel:

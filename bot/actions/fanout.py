@@ -16,17 +16,18 @@ Fallback (`fallback:`) does not apply here: the other platforms are the fallback
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from bot import messages, policy, prompt
-from bot.actions import Context, Outcome, dispatch_id, group_views, limits, react_failure
+from bot import policy, prompt
+from bot.actions import Context, Outcome, dispatch_id, limits, react_failure
+from bot.actions import create as create_step
 from bot.actions.create import create, settle
-from bot.actions.dispatch import announced, eyes, follow_later, view_of
+from bot.actions.dispatch import eyes, view_of
+from bot.actions.fanout_rows import Row, group_fields, post_table, record_row, refused_row
 from bot.actions.request import build_request, discussion
-from bot.actions.status_comment import StatusComment
 from bot.actions.usage import gave_up as gave_up_usage
 from bot.actions.usage import note
 from bot.events import Comment, CommentEvent, IssueEvent
@@ -34,28 +35,16 @@ from bot.journal import Branch, Progress
 from bot.ledger import Kind
 from bot.logs import log
 from bot.ports import (
+    GitHubError,
     Job,
     MissingCredentials,
     PlatformError,
     Priority,
     RemoteError,
-    Session,
-    SessionRecord,
 )
 from bot.repo_config import RepoConfig
 
 logger = logging.getLogger("bot.actions.fanout")
-
-
-@dataclass(frozen=True)
-class Row:
-    """What one platform's branch came to in this attempt, before it is recorded."""
-
-    branch: Branch
-    ident: str
-    view: dict[str, Any]
-    session: Session | None = None  # None: refused (`view["reason"]` says why)
-    error: RemoteError | None = None  # passing: the job is tried again for this branch
 
 
 async def fan_out(
@@ -66,21 +55,20 @@ async def fan_out(
     fields: dict[str, Any],
 ) -> Outcome:
     found = decision.trigger
-    base = dispatch_id(progress.job)
     if progress.journal.reported:
         return Outcome("done", "fan-out said so on the issue earlier")
     comments = await discussion(ctx.github, found, config)  # once, for every platform
     reacting = asyncio.create_task(eyes(ctx, progress, found))
     try:
-        rows = await _start_all(ctx, progress, decision, config, comments, base)
+        rows = await _announced_slow(ctx, progress, decision, config, comments)
     except BaseException:
         await settle(reacting, cancel=True)
         raise
     await settle(reacting, cancel=False)
 
-    views, comment_id = await _table(ctx, progress, decision, rows, Priority.LINK)
+    views, comment_id = await post_table(ctx, progress, decision, rows, Priority.LINK)
     for row in rows:
-        await _announce(ctx, decision, row, comment_id)
+        await record_row(ctx, decision, row, comment_id)
     errors = [row.error for row in rows if row.error is not None]
     if errors:
         raise errors[0]  # the job's retry starts the platforms still missing
@@ -92,16 +80,26 @@ async def fan_out(
     return Outcome("done" if started else "failed", f"{len(started)} of {len(views)} started")
 
 
-async def _table(
-    ctx: Context, progress: Progress, decision: policy.Dispatch, rows: list[Row], priority: Priority
-) -> tuple[list[dict[str, Any]], int]:
-    """Post (or edit) the one table: the rows of this attempt over those stored."""
-    found, base = decision.trigger, dispatch_id(progress.job)
-    repo, number = found.repository.full_name, found.issue.number
-    newer = {row.branch.platform: row.view for row in rows}
-    views = await group_views(ctx, repo, number, base, newer, decision.fanout)
-    status = StatusComment(ctx, progress, found.installation_id, repo, number)
-    return views, await status.post(messages.fanout_status(views, base), priority)
+async def _announced_slow(
+    ctx: Context,
+    progress: Progress,
+    decision: policy.Dispatch,
+    config: RepoConfig,
+    comments: list[Comment],
+) -> list[Row]:
+    """Start every platform; if that takes longer than STARTING_AFTER, post the table
+    meanwhile with every row starting (best effort: the links follow either way)."""
+    base = dispatch_id(progress.job)
+    starting = asyncio.create_task(_start_all(ctx, progress, decision, config, comments, base))
+    try:
+        done, _ = await asyncio.wait({starting}, timeout=create_step.STARTING_AFTER)
+        if not done and progress.journal.status_comment_id is None:
+            with contextlib.suppress(GitHubError):
+                await post_table(ctx, progress, decision, [], Priority.LINK)
+        return await starting
+    except BaseException:
+        await settle(starting, cancel=True)
+        raise
 
 
 async def _start_all(
@@ -146,7 +144,7 @@ async def _start(
     ident = f"{base}-{name}"
     one = dataclasses.replace(decision, platform=name, fanout=())
     if branch.journal.refused is not None:
-        return _refused_row(branch, ident, decision.fanout, branch.journal.refused)
+        return refused_row(branch, ident, decision.fanout, branch.journal.refused)
     try:
         platform = ctx.platforms(name)
     except MissingCredentials as exc:
@@ -174,26 +172,8 @@ async def _start(
             reason = f"{exc.status}: {exc.message}" if exc.status else exc.message
             return await _refuse(ctx, branch, ident, decision, reason, "refusal", "refused")
         await branch.write(dataclasses.replace(branch.journal, session=session))
-    view = {**view_of(session, name, request), **_group(decision.fanout, base, ctx.clock())}
+    view = {**view_of(session, name, request), **group_fields(decision.fanout, base, ctx.clock())}
     return Row(branch, ident, view, session)
-
-
-def _group(platforms: tuple[str, ...], base: str, now: float) -> dict[str, Any]:
-    """What makes a session's view a row of its fan-out's table."""
-    return {"group": base, "fanout": list(platforms), "started_at": now}
-
-
-def _refused_row(branch: Branch, ident: str, platforms: tuple[str, ...], reason: str) -> Row:
-    base = ident.removesuffix(f"-{branch.platform}")
-    view = {
-        "platform": branch.platform,
-        "phase": "refused",
-        "reason": reason,
-        "url": "",
-        "pull_requests": [],
-        **_group(platforms, base, 0.0),
-    }
-    return Row(branch, ident, view)
 
 
 async def _refuse(
@@ -219,39 +199,7 @@ async def _refuse(
         detail=reason,
     )
     log(logger, "dispatch.fanout_refused", logging.WARNING, platform=branch.platform, error=reason)
-    return _refused_row(branch, ident, decision.fanout, reason)
-
-
-async def _announce(ctx: Context, decision: policy.Dispatch, row: Row, comment_id: int) -> None:
-    """The table is on the issue: record this platform's row (a session, or one that
-    could not start) and start following it."""
-    if row.error is not None or row.branch.journal.reported:
-        return
-    found = decision.trigger
-    one = dataclasses.replace(decision, platform=row.branch.platform, fanout=())
-    if row.session is not None:
-        await announced(ctx, row.branch, one, row.session, row.ident, comment_id, row.view)
-        if ctx.platforms(row.branch.platform).can_read:
-            await follow_later(ctx, row.branch, found, row.branch.platform, row.ident)
-        return
-    # A platform that could not start keeps its row: recorded as a session that never was
-    # (no id, `failed`, so never live: nothing to stop, follow or pick).
-    await ctx.store.record_session(
-        SessionRecord(
-            dispatch_id=row.ident,
-            repo=found.repository.full_name,
-            issue=found.issue.number,
-            platform=row.branch.platform,
-            session_id="",
-            url="",
-            created_at=ctx.clock(),
-            status="failed",
-            comment_id=comment_id,
-            installation_id=found.installation_id,
-            view=row.view,
-        )
-    )
-    await row.branch.write(dataclasses.replace(row.branch.journal, reported=True))
+    return refused_row(branch, ident, decision.fanout, reason)
 
 
 async def gave_up(
@@ -273,17 +221,17 @@ async def gave_up(
         if session is not None:
             view: dict[str, Any] = {"platform": branch.platform, "url": session.url}
             view |= {"session_id": session.id, "phase": "started"}
-            rows.append(Row(branch, ident, view | _group(pin.platforms, base, 0.0), session))
+            rows.append(Row(branch, ident, view | group_fields(pin.platforms, base, 0.0), session))
             continue
         unknown = branch.journal.creates_unknown
         await gave_up_usage(
             ctx, job, event, branch.platform, text, error, ident=ident, creates_unknown=unknown
         )
         await branch.write(dataclasses.replace(branch.journal, refused=text))
-        rows.append(_refused_row(branch, ident, pin.platforms, text))
-    _, comment_id = await _table(ctx, progress, decision, rows, Priority.REPLY)
+        rows.append(refused_row(branch, ident, pin.platforms, text))
+    _, comment_id = await post_table(ctx, progress, decision, rows, Priority.REPLY)
     for row in rows:
-        await _announce(ctx, decision, row, comment_id)
+        await record_row(ctx, decision, row, comment_id)
     await progress.write(dataclasses.replace(progress.journal, reported=True))
 
 

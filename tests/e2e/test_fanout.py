@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.actions import create as create_step
 from bot.app import create_app
 from bot.settings import Settings
 from tests.support import payloads
@@ -235,3 +236,16 @@ async def test_a_platform_that_never_answers_gets_a_row_when_the_job_gives_up(
     usage = [(r.kind, r.platform, r.outcome) for r in await world.harness.runtime.store.usage(0)]
     assert sorted(usage) == [("dispatch", "tembo", "created"), ("refusal", "devin", "gave up")]
     assert await world.harness.runtime.store.job_counts("delivery") == {"dead": 1}
+
+
+async def test_a_slow_fan_out_shows_its_table_starting_then_the_links_in_place(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(create_step, "STARTING_AFTER", 0.0)  # every create is "slow"
+    world.github.files[(REPO, CONFIG)] = "platform: [tembo, devin]\n"
+    await world.deliver("issues", payloads.labeled(repo=REPO))
+    [comment] = world.github.app_comments(REPO, 1)
+    assert comment.edits == 1  # posted with every row starting, then edited once
+    _, rows = world.table()
+    assert all("🚀 started" in row for row in rows)
+    assert (len(world.tembo.sessions), len(world.devin.sessions)) == (1, 1)
