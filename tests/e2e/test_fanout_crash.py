@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.devin import FakeDevin
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.stores import fresh_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -96,8 +97,19 @@ def dispatch_ids(prompts: list[str]) -> Counter[str]:
     return found
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Where the app processes keep their state: a SQLite file, or a fresh PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    async with fresh_database() as url:
+        yield url
+
+
 async def test_fan_out_to_three_platforms_under_faults_and_kill_9_is_exactly_once(
-    app_key: KeyPair, tmp_path: Path, processes: server.Processes
+    app_key: KeyPair, tmp_path: Path, processes: server.Processes, database: str
 ) -> None:
     started, left = time.monotonic(), server.time_left(TIMEOUT)
     github = FakeGitHub(public_key=app_key.public, prefix="/api/v3")
@@ -120,7 +132,6 @@ async def test_fan_out_to_three_platforms_under_faults_and_kill_9_is_exactly_onc
         platforms = {"DEVIN": (devin.api_key, devin_server), "AGEN": (agen.api_key, agen_server)}
         extra = {f"{name}_API_KEY": key for name, (key, _) in platforms.items()}
         extra |= {f"{name}_BASE_URL": server.url for name, (_, server) in platforms.items()}
-        database = f"sqlite:///{tmp_path / 'store.db'}"
         env = server.app_env(
             private_key=app_key.private,
             **{"github": github, "github_server": github_server, "tembo": tembo},
