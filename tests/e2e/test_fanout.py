@@ -249,3 +249,32 @@ async def test_a_slow_fan_out_shows_its_table_starting_then_the_links_in_place(
     _, rows = world.table()
     assert all("🚀 started" in row for row in rows)
     assert (len(world.tembo.sessions), len(world.devin.sessions)) == (1, 1)
+
+
+async def test_each_platform_counts_against_the_budget_and_one_over_gets_a_row(
+    world: World,
+) -> None:
+    world.github.files[(REPO, CONFIG)] = (
+        "platform: [tembo, devin, agen]\nlimits:\n  per_repo_per_day: 2\n"
+    )
+    await world.deliver("issues", payloads.labeled(repo=REPO))
+    started = [len(world.tembo.sessions), len(world.devin.sessions), len(world.agen.sessions)]
+    assert sorted(started) == [0, 1, 1]  # which two win the race is not fixed
+    _, rows = world.table()
+    [over] = [row for row in rows if "could not start" in row]
+    assert "limits.per_repo_per_day is used up (2 of 2)" in over
+    usage = [(r.kind, r.outcome) for r in await world.harness.runtime.store.usage(0)]
+    assert sorted(usage) == [
+        ("dispatch", "created"),
+        ("dispatch", "created"),
+        ("limited", "refused"),
+    ]
+
+
+async def test_stop_ends_every_running_session_of_a_fan_out_in_its_table(world: World) -> None:
+    world.github.files[(REPO, CONFIG)] = "platform: [tembo, devin]\n"
+    await world.deliver("issues", payloads.labeled(repo=REPO))
+    await world.deliver("issue_comment", payloads.comment("/tembo stop", repo=REPO, comment_id=9))
+    assert len(world.tembo.stops) == 1 and len(world.devin.terminations) == 1
+    _, rows = world.table()
+    assert all("⏹️ stopped" in row and "stopped by @Codertocat" in row for row in rows)
