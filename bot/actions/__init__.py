@@ -1,6 +1,9 @@
 """What the app does once a decision is taken: one module per behaviour.
 
     dispatch    start a session, post its link, start following it
+    fanout      one trigger, a session on each of several platforms, one table comment
+                (its rows and records: fanout_rows)
+    pick        the winner of a fan-out; the others stopped where they can be
     follow      one poll of a running session; edit its status comment on a change
     follow_up   send a command's text to the issue's running session
     stop        stop the issue's running sessions
@@ -9,7 +12,7 @@
 
 Each takes the `Context` (the ports) and the job's `Progress` (its journal) and returns an
 `Outcome`. Shared steps every behaviour uses live here: reacting, editing a session's
-status comment, finding a session record.
+status comment (a fan-out's table rendered from the store), finding a session record.
 """
 
 from __future__ import annotations
