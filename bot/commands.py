@@ -1,6 +1,7 @@
 """The `/tembo` command grammar. Pure: a comment body in, a `Command` (or None) out.
 
     /tembo [help | status | stop | new] [key=value …] [free text]
+    /tembo pick PLATFORM
 
 Only the first non-blank line can hold the command, and only at its start: a command
 quoted (`>`), fenced or indented as code, or mid-sentence is text, not a command.
@@ -39,12 +40,13 @@ USAGE = f"""\
 | `agent=…` | the agent to use, e.g. `claudeCode:claude-opus-4-5` |
 | `branch=…` | the branch the agent works on (a git branch name) |
 | `target=…` | the branch the pull request goes to |
-| `platform=…` | {_CHOICES} |
+| `platform=…` | {_CHOICES}; a comma list (`platform=tembo,devin`) starts one session on each |
 | `new` | start a new session even if one is running for this issue |
 | `force=true` | admins: start even when a budget (`limits:`) is used up; recorded |
 
 `{{command}} help` shows this, `{{command}} status` lists this issue's sessions,
-`{{command}} stop` stops the running one. While a session runs, `{{command}} <text>` sends it
+`{{command}} stop` stops the running one, `{{command}} pick <platform>` keeps that platform's
+session of a fan-out and stops the others. While a session runs, `{{command}} <text>` sends it
 the text where its platform takes messages.
 
 {_PLATFORM_LINES}"""
@@ -55,8 +57,8 @@ _TOKEN = re.compile(
 _BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
-ProblemKind = Literal["unknown_key", "bad_bool", "empty_value", "bad_ref", "bad_agent"]
-CommandName = Literal["run", "help", "status", "stop"]
+ProblemKind = Literal["unknown_key", "bad_bool", "empty_value", "bad_ref", "bad_agent", "bad_pick"]
+CommandName = Literal["run", "help", "status", "stop", "pick"]
 
 # git check-ref-format's rules, plus an allowlist of characters: a branch name is shown
 # in the status comment and the prompt, so it may hold nothing Markdown or a shell acts on.
@@ -113,6 +115,12 @@ class Command:
     def platform(self) -> str | None:
         return self.args.get("platform")
 
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """`platform=a,b`: each platform once, in the order given (empty when not given)."""
+        names = (self.platform or "").lower().split(",")
+        return tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+
 
 def first_line(body: str) -> tuple[str, str] | None:
     """The first non-blank line and everything after it."""
@@ -148,6 +156,8 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
     subcommand = _SUBCOMMANDS.get(word.lower())
     if subcommand is not None and not after.strip() and not rest.strip():
         return Command(name=subcommand)
+    if word.lower() == "pick":
+        return _pick(after, rest)
     new = False
     if word.lower() == "new":
         new, tail = True, after
@@ -172,9 +182,19 @@ def parse(body: str, command: str = "/tembo") -> Command | None:
                 raise CommandError(Problem("empty_value", key))
             if key in ("branch", "target") and not valid_ref(value):
                 raise CommandError(Problem("bad_ref", key, value))
+            if key == "platform" and not all(p.strip() for p in value.split(",")):
+                raise CommandError(Problem("empty_value", key))
             if key == "agent" and not AGENT.match(value):
                 raise CommandError(Problem("bad_agent", key, value))
             args[key] = value
         position = match.end()
     text = "\n".join(part for part in (tail[position:].strip(), rest.strip()) if part)
     return Command(name="run", text=text, args=args, new=new, force=force)
+
+
+def _pick(after: str, rest: str) -> Command:
+    """`/tembo pick PLATFORM`: one word, nothing after it."""
+    words = after.split()
+    if len(words) != 1 or rest.strip() or not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", words[0]):
+        raise CommandError(Problem("bad_pick", "pick", after.strip()[:40]))
+    return Command(name="pick", args={"platform": words[0].lower()})

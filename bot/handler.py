@@ -16,8 +16,11 @@ from bot import events, messages, policy
 from bot.actions import Context, Outcome, dispatch_id
 from bot.actions import installation as installations
 from bot.actions.dispatch import dispatch
+from bot.actions.fanout import fan_out
+from bot.actions.fanout import gave_up as fanout_gave_up
 from bot.actions.follow import follow
 from bot.actions.follow_up import follow_up
+from bot.actions.pick import pick
 from bot.actions.reply import config_problem, reply
 from bot.actions.status_comment import StatusComment
 from bot.actions.stop import can, stop
@@ -90,6 +93,10 @@ class Handler:
             return await follow_up(self.ctx, progress, decision, fields)
         if isinstance(decision, policy.Stop):
             return await stop(self.ctx, progress, decision, fields)
+        if isinstance(decision, policy.Pick):
+            return await pick(self.ctx, progress, decision, fields)
+        if decision.fanout:
+            return await fan_out(self.ctx, progress, decision, config, fields)
         return await dispatch(self.ctx, progress, decision, config, fields)
 
     async def _decision(
@@ -121,7 +128,9 @@ class Handler:
 
     async def _unpin(self, found: policy.Trigger, pin: Pin) -> policy.Decision:
         if pin.kind == "dispatch":
-            return policy.Dispatch(found, pin.platform, pin.agent, force=pin.force)
+            return policy.Dispatch(
+                found, pin.platform, pin.agent, force=pin.force, fanout=pin.platforms
+            )
         records = {
             r.dispatch_id: r
             for r in await self.ctx.store.sessions_for_issue(
@@ -132,6 +141,9 @@ class Handler:
             return policy.FollowUp(found, records[pin.sessions[0]])
         if pin.kind == "stop":
             return policy.Stop(found, tuple(records[d] for d in pin.sessions if d in records))
+        if pin.kind == "pick" and pin.sessions and pin.sessions[0] in records:
+            others = tuple(records[d] for d in pin.sessions[1:] if d in records)
+            return policy.Pick(found, records[pin.sessions[0]], others)
         return policy.Ignore("the session an earlier attempt acted on is gone")
 
     async def give_up(self, job: Job, error: RemoteError | Exception) -> None:
@@ -148,6 +160,10 @@ class Handler:
         ):
             return
         reason = error.message if isinstance(error, RemoteError) else "an internal error"
+        text = f"gave up after {job.attempts} attempts: {reason}"
+        if journal.pin is not None and journal.pin.platforms:
+            await fanout_gave_up(self.ctx, job, event, text, error)  # rows in its table
+            return
         status = StatusComment(
             self.ctx,
             progress,
@@ -156,7 +172,6 @@ class Handler:
             event.issue.number,
         )
         platform = journal.pin.platform if journal.pin is not None else ""
-        text = f"gave up after {job.attempts} attempts: {reason}"
         await status.post(messages.failed(platform, text, ident=dispatch_id(job)))
         await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))
@@ -165,10 +180,17 @@ class Handler:
 def _pin(decision: policy.Decision) -> Pin | None:
     if isinstance(decision, policy.Dispatch):
         return Pin(
-            "dispatch", platform=decision.platform, agent=decision.agent, force=decision.force
+            "dispatch",
+            platform=decision.platform,
+            agent=decision.agent,
+            force=decision.force,
+            platforms=decision.fanout,
         )
     if isinstance(decision, policy.FollowUp):
         return Pin("follow_up", sessions=(decision.session.dispatch_id,))
     if isinstance(decision, policy.Stop):
         return Pin("stop", sessions=tuple(s.dispatch_id for s in decision.sessions))
+    if isinstance(decision, policy.Pick):
+        chosen = (decision.winner, *decision.others)
+        return Pin("pick", sessions=tuple(s.dispatch_id for s in chosen))
     return None

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from bot.ports import Job, Session, Store
 
-VERSION = 2
-PinKind = Literal["dispatch", "follow_up", "stop"]
+VERSION = 3
+PinKind = Literal["dispatch", "follow_up", "stop", "pick"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Pin:
     platform: str = ""  # dispatch
     agent: str | None = None  # dispatch
     force: bool = False  # dispatch: an admin's override of a used-up budget
-    sessions: tuple[str, ...] = ()  # follow_up (one) and stop: dispatch ids
+    sessions: tuple[str, ...] = ()  # follow_up (one), stop, pick (winner first): dispatch ids
+    platforms: tuple[str, ...] = ()  # dispatch: a fan-out's platforms (empty: just `platform`)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ class Journal:
     # Fallback: platforms that refused this dispatch for good, and what the comment says.
     tried: tuple[str, ...] = ()
     fell_back: tuple[str, ...] = ()
+    # Fan-out (version 3): each platform's own create, journaled apart, by platform name.
+    # The job-wide steps (the reaction, the one status comment) stay at the top level.
+    fanout: Mapping[str, Journal] = field(default_factory=dict)
+    # A fan-out platform that said no for good (or had no budget): why, as its row shows.
+    refused: str | None = None
 
 
 def load(data: Mapping[str, Any]) -> Journal:
@@ -88,14 +94,23 @@ def load(data: Mapping[str, Any]) -> Journal:
             )
     elif isinstance(values.get("pin"), dict):
         pin = values["pin"]
-        values["pin"] = Pin(**{**pin, "sessions": tuple(pin.get("sessions") or ())})
+        values["pin"] = Pin(
+            **{
+                **pin,
+                "sessions": tuple(pin.get("sessions") or ()),
+                "platforms": tuple(pin.get("platforms") or ()),
+            }
+        )
     if isinstance(values.get("session"), dict):
-        values["session"] = Session(**values["session"])
+        session = values["session"]
+        values["session"] = Session(**{**session, "notes": tuple(session.get("notes") or ())})
     for name in ("stopped", "tried", "fell_back"):
         if name in values:
             values[name] = tuple(values[name] or ())
     if "platform_steps" in values:
         values["platform_steps"] = dict(values["platform_steps"] or {})
+    if "fanout" in values:
+        values["fanout"] = {name: load(part) for name, part in (values["fanout"] or {}).items()}
     values["version"] = VERSION
     return Journal(**values)
 
@@ -103,6 +118,7 @@ def load(data: Mapping[str, Any]) -> Journal:
 def dump(journal: Journal) -> dict[str, Any]:
     data = dataclasses.asdict(journal)
     data["platform_steps"] = dict(journal.platform_steps)
+    data["fanout"] = {name: dump(part) for name, part in journal.fanout.items()}
     return data
 
 
@@ -129,6 +145,26 @@ class Progress:
             # (giving up on it, at the end of its last attempt) sees what it did.
             self.job.progress.clear()
             self.job.progress.update(data)
+
+
+class Branch(Progress):
+    """One platform's part of a fan-out job: a `Progress` whose journal is kept inside the
+    job's, under `fanout[platform]`. Each write saves the whole job journal (through the
+    job's lease), computed from its newest state, so branches running side by side never
+    lose each other's changes."""
+
+    def __init__(self, parent: Progress, platform: str) -> None:
+        self.parent = parent
+        self.platform = platform
+        self.job = parent.job
+        self.store = parent.store
+        self.journal = parent.journal.fanout.get(platform) or Journal()
+
+    async def write(self, journal: Journal) -> None:
+        self.journal = journal
+        whole = self.parent.journal
+        fanout = {**whole.fanout, self.platform: journal}
+        await self.parent.write(dataclasses.replace(whole, fanout=fanout))
 
 
 class JournalSteps:

@@ -1,9 +1,9 @@
 """The usage ledger: what the app did on whose behalf, one row per act.
 
-Every dispatch, follow-up, stop, refusal (a platform's or a budget's) and fallback is a
-`LedgerRow` row in the store. A row's `key` makes writing it idempotent, so a retried or
-resumed job records its act once. Pure values only; the store keeps the rows and
-`bot.operator.report` prints them.
+Every dispatch, follow-up, stop, refusal (a platform's or a budget's), fallback and pick
+(the winner of a fan-out) is a `LedgerRow` row in the store. A row's `key` makes writing
+it idempotent, so a retried or resumed job records its act once. Pure values only; the
+store keeps the rows and `bot.operator.report` prints them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["dispatch", "follow_up", "stop", "refusal", "fallback", "limited"]
-KINDS: tuple[Kind, ...] = ("dispatch", "follow_up", "stop", "refusal", "fallback", "limited")
+Kind = Literal["dispatch", "follow_up", "stop", "refusal", "fallback", "limited", "pick"]
+KINDS: tuple[Kind, ...] = (
+    "dispatch",
+    "follow_up",
+    "stop",
+    "refusal",
+    "fallback",
+    "limited",
+    "pick",
+)
 FIELDS = (
     "at",
     "installation_id",

@@ -20,12 +20,13 @@ from bot.events import Comment
 from bot.fleet import Over
 from bot.ledger import LedgerRow
 from bot.platforms import display_name
-from bot.ports import Phase, Session, SessionRecord, SessionRequest, SessionView
+from bot.ports import Session, SessionRecord, SessionRequest, SessionView, ViewPhase
 from bot.replies import (
     ConfigProblems,
     Denied,
     Existing,
     Help,
+    NothingToPick,
     NothingToStop,
     Reply,
     Status,
@@ -92,13 +93,15 @@ def session_view(
     )
 
 
-_PHASES: dict[Phase, tuple[str, str]] = {
+_PHASES: dict[ViewPhase, tuple[str, str]] = {
     "started": ("🚀", "started"),
     "queued": ("⏳", "queued"),
     "working": ("🛠️", "working"),
     "finished": ("✅", "finished"),
     "failed": ("😕", "failed"),
     "stopped": ("⏹️", "stopped"),
+    "starting": ("⏳", "starting"),
+    "refused": ("😕", "could not start"),
 }
 
 
@@ -124,6 +127,48 @@ def status_comment(view: SessionView, ident: str) -> str:
     ]
     lines += [f"- {note}" for note in view.notes]
     return _with_marker("\n".join(lines), ident)
+
+
+def fanout_status(views: Sequence[SessionView], ident: str) -> str:
+    """A fan-out's one status comment: a row per platform, from the sessions' views (one
+    per platform, in the fan-out's order), so whoever edits it renders every row."""
+    lines = [
+        "| platform | state | session | pull request | time to PR |",
+        "|---|---|---|---|---|",
+    ]
+    notes: list[str] = []
+    for view in views:
+        name = display_name(view.platform)
+        prs = ", ".join(link(pr) for pr in view.pull_requests) or "—"
+        shown = f"**{name}** 🏆 picked" if view.picked else name
+        lines.append(
+            f"| {shown} | {_state_cell(view)} | {link(view.url) if view.url else '—'} | {prs} "
+            f"| {_time_to_pr(view)} |"
+        )
+        notes += [f"{name}: {note}" for note in view.notes]
+    first = next((v for v in views if v.branch), None)
+    agent = first.agent if first is not None else None
+    lines += ["", f"- agent: `{agent or 'platform default'}`"]
+    if first is not None:
+        lines.append(f"- each on its own branch (`{first.branch}`, …) → `{first.target}`")
+    lines += [f"- {note}" for note in notes]
+    return _with_marker(f"Sessions on {len(views)} platforms:\n\n" + "\n".join(lines), ident)
+
+
+def _state_cell(view: SessionView) -> str:
+    icon, word = _PHASES[view.phase]
+    cell = f"{icon} {word}"
+    if view.reason:
+        # A platform's (or the app's) words: inert, and no pipe to break the table.
+        cell += " " + code(view.reason.replace("|", "/"), 200)
+    return cell
+
+
+def _time_to_pr(view: SessionView) -> str:
+    if view.started_at is None or view.pr_at is None:
+        return "—"
+    minutes = max(int((view.pr_at - view.started_at) // 60), 0)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def follow_up_failed(record: SessionRecord, reason: str) -> str:
@@ -181,6 +226,11 @@ def render(reply: Reply) -> str:
         return existing(said.session, said.command)
     if isinstance(said, NothingToStop):
         return nothing_to_stop()
+    if isinstance(said, NothingToPick):
+        return _with_marker(
+            f"There is no session on {display_name(said.platform)} in a fan-out on this "
+            "issue to pick."
+        )
     if isinstance(said, ConfigProblems):
         return config_problems(said.source, said.problems)
     assert_never(said)
@@ -201,6 +251,8 @@ def problem_text(problem: Problem) -> str:
             "accepts: letters, digits and . _ / + # @ = , - only, as git allows them "
             "(no `..`, no leading `-` or `/`, no `.lock` ending)"
         )
+    if problem.kind == "bad_pick":
+        return "`pick` takes one platform name, e.g. `pick devin`"
     if problem.kind == "bad_agent":
         return (
             f"{code('agent=' + problem.value, 80)} is not an agent name: up to 100 letters, "
@@ -253,6 +305,7 @@ def status(
     for record in records:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.created_at))
         link = f"[{record.session_id}]({record.url})" if record.url else record.session_id
+        link = link or "— (could not start)"  # a fan-out's platform that said no
         lines.append(f"| {link} | {display_name(record.platform)} | {started} |")
     return _with_marker("Sessions for this issue:\n\n" + "\n".join(lines) + extra)
 

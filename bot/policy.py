@@ -60,6 +60,9 @@ class Dispatch:
     platform: str
     agent: str | None
     force: bool = False  # an admin's force=true: start even past a used-up budget
+    # Fan-out: every platform to start a session on (`platform` is the first); empty for
+    # one platform, so a single dispatch stays exactly as it was.
+    fanout: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,15 @@ class Stop:
 
     trigger: Trigger
     sessions: tuple[SessionRecord, ...]
+
+
+@dataclass(frozen=True)
+class Pick:
+    """`/tembo pick PLATFORM`: keep `winner`, stop the rest of its fan-out."""
+
+    trigger: Trigger
+    winner: SessionRecord
+    others: tuple[SessionRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,7 @@ class Facts:
         ]
 
 
-Decision = Ignore | Reply | Dispatch | FollowUp | Stop
+Decision = Ignore | Reply | Dispatch | FollowUp | Stop | Pick
 TERMINAL = frozenset({"finished", "failed", "stopped"})
 
 
@@ -204,13 +216,17 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
         if not live:
             return Reply(replies.NothingToStop(), reaction="confused")
         return Stop(found, tuple(live))
-    platform = (command.platform if command else None) or config.platform
-    if platforms.get(platform) is None:
+    if command is not None and command.name == "pick":
+        return _pick(found, command.platform or "", facts.sessions, config, refusal_once)
+    chosen = (command.platforms if command else ()) or config.platforms
+    unknown = [name for name in chosen if platforms.get(name) is None]
+    if unknown:
         return Reply(
-            replies.UnknownPlatform(config.command, platform),
+            replies.UnknownPlatform(config.command, unknown[0]),
             reaction="confused",
             once=refusal_once,
         )
+    platform = chosen[0]
     forced = command is not None and command.new
     if config.one_session_per_issue and not forced and live:
         running = live[-1]
@@ -219,7 +235,34 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
         return Reply(replies.Existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
     force = command is not None and command.force and rank(facts.permission) >= rank("admin")
-    return Dispatch(trigger=found, platform=platform, agent=agent, force=force)
+    fanout = chosen if len(chosen) > 1 else ()
+    return Dispatch(trigger=found, platform=platform, agent=agent, force=force, fanout=fanout)
+
+
+def fanout_group(record: SessionRecord) -> str | None:
+    """The fan-out a session belongs to (its trigger's dispatch id), None when alone."""
+    return record.view.group
+
+
+def _pick(
+    found: Trigger,
+    name: str,
+    sessions: tuple[SessionRecord, ...],
+    config: RepoConfig,
+    once: str | None,
+) -> Pick | Reply:
+    """The newest fan-out on the issue with a session on `name`."""
+    if platforms.get(name) is None:
+        return Reply(replies.UnknownPlatform(config.command, name), reaction="confused", once=once)
+    started = [r for r in sessions if fanout_group(r) and r.platform == name and r.session_id]
+    if not started:
+        return Reply(replies.NothingToPick(name), reaction="confused")
+    winner = max(started, key=lambda r: r.created_at)
+    group = fanout_group(winner)
+    others = tuple(
+        r for r in sessions if fanout_group(r) == group and r.dispatch_id != winner.dispatch_id
+    )
+    return Pick(found, winner, others)
 
 
 def config_problem(

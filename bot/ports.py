@@ -187,6 +187,12 @@ class Session:
 # first reports one of the others.
 Phase = Literal["started", "queued", "working", "finished", "failed", "stopped"]
 PHASES: tuple[Phase, ...] = ("started", "queued", "working", "finished", "failed", "stopped")
+# A status comment's phases: a platform's, plus a fan-out row's before its session exists
+# ("starting") and when its platform said no ("refused").
+ViewPhase = Literal[
+    "started", "queued", "working", "finished", "failed", "stopped", "starting", "refused"
+]
+VIEW_PHASES: tuple[ViewPhase, ...] = (*PHASES, "starting", "refused")
 
 
 @dataclass(frozen=True)
@@ -296,7 +302,7 @@ class SessionView:
     url: str = ""
     session_id: str = ""
     # Where it stands, as last read from its platform.
-    phase: Phase = "started"
+    phase: ViewPhase = "started"
     pull_requests: tuple[str, ...] = ()
     # What it was asked for: the agent (None: the platform's default) and the branches.
     agent: str | None = None
@@ -305,8 +311,25 @@ class SessionView:
     # Lines a maintainer should read (a fallback taken, a follow-up sent, ...).
     notes: tuple[str, ...] = ()
     reason: str = ""  # why it failed or stopped, in the platform's words
+    # A fan-out's row: its trigger's dispatch id (None: a session alone), the platforms in
+    # the table's order, when the fan-out started and this row's PR opened (time to PR),
+    # and whether `/tembo pick` chose it.
+    group: str | None = None
+    fanout: tuple[str, ...] = ()
+    started_at: float | None = None
+    pr_at: float | None = None
+    picked: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        fanout: dict[str, Any] = {}
+        if self.group is not None:
+            fanout = {
+                "group": self.group,
+                "fanout": list(self.fanout),
+                "started_at": self.started_at,
+                "pr_at": self.pr_at,
+                "picked": self.picked,
+            }
         return {
             "platform": self.platform,
             "url": self.url,
@@ -318,6 +341,7 @@ class SessionView:
             "pull_requests": list(self.pull_requests),
             "reason": self.reason,
             "notes": list(self.notes),
+            **fanout,
         }
 
     @classmethod
@@ -326,6 +350,7 @@ class SessionView:
         data = data if isinstance(data, dict) else {}
         phase = data.get("phase")
         agent = data.get("agent")
+        group = data.get("group")
         return cls(
             platform=str(data.get("platform") or ""),
             url=str(data.get("url") or ""),
@@ -333,11 +358,20 @@ class SessionView:
             agent=str(agent) if agent else None,
             branch=str(data.get("branch") or ""),
             target=str(data.get("target") or ""),
-            phase=next((p for p in PHASES if p == phase), "started"),
+            phase=next((p for p in VIEW_PHASES if p == phase), "started"),
             pull_requests=tuple(str(u) for u in data.get("pull_requests") or ()),
             reason=str(data.get("reason") or ""),
             notes=tuple(str(n) for n in data.get("notes") or ()),
+            group=group if isinstance(group, str) else None,
+            fanout=tuple(str(name) for name in data.get("fanout") or ()),
+            started_at=_number(data.get("started_at")),
+            pr_at=_number(data.get("pr_at")),
+            picked=data.get("picked") is True,
         )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)

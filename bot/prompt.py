@@ -127,14 +127,18 @@ def build(
     dispatch_id: str,
     default_target: str | None = None,
     nonce: str | None = None,
+    branch_suffix: str = "",
 ) -> Plan:
     """The plan for one dispatch. `comments` are those `discussion` kept; `nonce` is the
-    fence delimiter (a fresh random one when not given)."""
+    fence delimiter (a fresh random one when not given); `branch_suffix` (a fan-out's
+    platform) keeps the sessions of one trigger off each other's branch."""
     nonce = nonce or new_nonce()
     title = clean(issue.title).strip() or f"Issue #{issue.number}"
     branch = (command.branch if command else None) or branch_name(
         config.branch_name, issue, requester
     )
+    if branch_suffix:
+        branch = f"{branch}-{branch_suffix}"
     target = (
         (command.target if command else None)
         or config.target_branch

@@ -24,6 +24,7 @@ ReplyKind = Literal[
     "status",
     "existing",
     "nothing_to_stop",
+    "nothing_to_pick",
     "config_error",
 ]
 # The reactions GitHub accepts (REST "Create reaction for an issue comment").
@@ -81,6 +82,14 @@ class NothingToStop:
 
 
 @dataclass(frozen=True)
+class NothingToPick:
+    """`/tembo pick` named a platform with no session in a fan-out on this issue."""
+
+    kind: ClassVar[ReplyKind] = "nothing_to_pick"
+    platform: str  # a registry name (policy checked it), not the sender's raw text
+
+
+@dataclass(frozen=True)
 class ConfigProblems:
     """`.github/tembo.yml` (or the org's) has problems; each line says key, line, fix."""
 
@@ -89,7 +98,17 @@ class ConfigProblems:
     problems: tuple[str, ...]
 
 
-Said = Usage | UnknownPlatform | Denied | Help | Status | Existing | NothingToStop | ConfigProblems
+Said = (
+    Usage
+    | UnknownPlatform
+    | Denied
+    | Help
+    | Status
+    | Existing
+    | NothingToStop
+    | NothingToPick
+    | ConfigProblems
+)
 
 
 @dataclass(frozen=True)

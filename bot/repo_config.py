@@ -31,7 +31,8 @@ _BRANCH_FORBIDDEN = re.compile(r"(\.\.|[~^:?*\[\\\s]|@\{|//|^/|/$|\.lock$|^-)")
 
 @dataclass(frozen=True)
 class RepoConfig:
-    platform: str = "tembo"
+    # One platform, or several: a list runs one session on each for the same trigger.
+    platform: str | tuple[str, ...] = "tembo"
     label: str = "tembo"
     command: str = "/tembo"
     agent: str | None = None
@@ -51,8 +52,14 @@ class RepoConfig:
     def defaults(cls, settings: Settings) -> RepoConfig:
         return cls(platform=settings.default_platform)
 
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms a trigger starts sessions on, in order (one, or a fan-out)."""
+        return (self.platform,) if isinstance(self.platform, str) else self.platform
+
     def as_yaml(self) -> str:
         data = dataclasses.asdict(self)
+        data["platform"] = self.platform if isinstance(self.platform, str) else list(self.platform)
         data["allow_bots"] = list(self.allow_bots)
         data["fallback"] = list(self.fallback)
         return yaml.safe_dump(data, sort_keys=False).strip()
@@ -89,7 +96,16 @@ def _check(key: str, value: Any) -> str | None:
         return isinstance(v, str) and bool(v.strip())
 
     if key == "platform":
-        return None if value in PLATFORMS else f"must be one of {', '.join(PLATFORMS)}"
+        if value in PLATFORMS:
+            return None
+        if (
+            isinstance(value, list)
+            and value
+            and all(v in PLATFORMS for v in value)
+            and len(set(value)) == len(value)
+        ):
+            return None
+        return f"must be one of {', '.join(PLATFORMS)}, or a list of them without repeats"
     if key == "label":
         return None if is_str(value) and len(value) <= 50 else "must be a label name (text)"
     if key == "command":
@@ -184,6 +200,8 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
             continue
         if key in ("allow_bots", "fallback"):
             value = tuple(value)
+        elif key == "platform" and isinstance(value, list):
+            value = value[0] if len(value) == 1 else tuple(value)
         elif key == "include_comments" and isinstance(value, bool):
             value = "all" if value else "none"
         layer[key] = value

@@ -3,7 +3,7 @@ them through `httpx.MockTransport`. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bot.settings import PlatformEnv, Secret, Settings
 from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, running
 from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.server import Processes
 from tests.support.fakes.tembo import FakeTembo
 from tests.support.stores import Backend, open_backend
 
@@ -76,3 +77,12 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     """Each store: a test using this runs once on SQLite and once on PostgreSQL."""
     async with open_backend(request.param, tmp_path) as place:
         yield place
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """App processes a test starts (`python -m bot …`), killed when it ends, whatever
+    happened."""
+    found = Processes(tmp_path)
+    yield found
+    found.stop_all()

@@ -13,36 +13,32 @@ whose answer was lost is looked up on the platform before anything is sent again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from typing import Any
 
 from bot import fleet, messages, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, limits, react, react_failure
+from bot.actions.create import create_announced, settle
 from bot.actions.follow import FOLLOW_FIRST
+from bot.actions.request import read_request
 from bot.actions.status_comment import StatusComment
 from bot.actions.usage import note
-from bot.events import Comment, job_lock
-from bot.journal import JournalSteps, Progress
+from bot.events import job_lock
+from bot.journal import Progress
 from bot.logs import log
 from bot.ports import (
-    GitHub,
-    GitHubError,
     MissingCredentials,
     PlatformError,
     Priority,
     Session,
-    SessionPlatform,
     SessionRecord,
     SessionRequest,
+    SessionView,
 )
 from bot.repo_config import RepoConfig
 
 logger = logging.getLogger("bot.actions.dispatch")
-# Long enough that most creates answer first (no extra comment), short enough that a
-# person watching the issue sees the app is on it.
-STARTING_AFTER = 3.0
 
 
 async def dispatch(
@@ -74,15 +70,15 @@ async def dispatch(
     if nonce is None:
         nonce = prompt.new_nonce()
         await progress.write(dataclasses.replace(progress.journal, prompt_nonce=nonce))
-    request = await build_request(ctx, decision, config, ident, nonce)
+    request = await read_request(ctx, decision, config, ident, nonce)
     if session is None:
-        eyes = asyncio.create_task(_eyes(ctx, progress, found))
+        reacting = asyncio.create_task(eyes(ctx, progress, found))
         try:
-            session = await _create_announced(
+            session = await create_announced(
                 ctx, progress, status, platform, request, found.sender.login
             )
         except PlatformError as exc:
-            await _settle(eyes, cancel=True)
+            await settle(reacting, cancel=True)
             if exc.transient:
                 raise
             journal = progress.journal
@@ -100,47 +96,17 @@ async def dispatch(
                 ctx, progress, dataclasses.replace(decision, platform=after), config, fields
             )
         except BaseException:
-            await _settle(eyes, cancel=True)
+            await settle(reacting, cancel=True)
             raise
-        await _settle(eyes, cancel=False)
+        await settle(reacting, cancel=False)
         await progress.write(dataclasses.replace(progress.journal, session=session))
     elif not progress.journal.reacted:
-        await _eyes(ctx, progress, found)
+        await eyes(ctx, progress, found)
 
     if not progress.journal.reported:
-        notes = progress.journal.fell_back
-        link = _link_comment(session, decision, request, ident, notes)
-        comment_id = await status.post(link, Priority.LINK)
-        # Recorded once its comment exists, so whoever edits the session next (the poller,
-        # a follow-up, a stop) finds the comment; recording twice is a no-op.
-        await _record(ctx, decision, request, session, ident, comment_id, notes)
-        outcome = "dry run" if session.preview is not None else "created"
-        await note(
-            ctx,
-            found,
-            "dispatch",
-            outcome,
-            key=f"{ident}:dispatch",
-            platform=decision.platform,
-            dispatch_id=ident,
-            session_id=session.id,
-            detail="started with force=true past a used-up budget" if decision.force else "",
-        )
-        await progress.write(dataclasses.replace(progress.journal, reported=True))
-        if ctx.metrics is not None and progress.job.created_at:
-            ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
-    if platform.can_read and not progress.journal.following:
-        now = ctx.clock()
-        repo, number = found.repository.full_name, found.issue.number
-        follow = {
-            "dispatch_id": ident,
-            "repo": repo,
-            "issue": number,
-            "platform": decision.platform,
-            "started_at": now,
-        }
-        await ctx.store.schedule("follow", follow, job_lock(repo, number), now + FOLLOW_FIRST, now)
-        await progress.write(dataclasses.replace(progress.journal, following=True))
+        await _link(ctx, progress, status, decision, session, request)
+    if platform.can_read:
+        await follow_later(ctx, progress, found, decision.platform, ident)
     log(
         logger,
         "dispatch.created",
@@ -152,90 +118,62 @@ async def dispatch(
     return Outcome("done", session.url)
 
 
-async def _eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
+async def _link(
+    ctx: Context,
+    progress: Progress,
+    status: StatusComment,
+    decision: policy.Dispatch,
+    session: Session,
+    request: SessionRequest,
+) -> None:
+    """The one status comment with the session's link, then the session's record."""
+    ident = status.ident
+    view = view_of(session, decision.platform, request, progress.journal.fell_back)
+    if session.preview is not None:
+        body = messages.dry_run(
+            session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
+        )
+    else:
+        body = messages.status_comment(view, ident)
+    comment_id = await status.post(body, Priority.LINK)
+    # Recorded once its comment exists, so whoever edits the session next (the poller,
+    # a follow-up, a stop) finds the comment; recording twice is a no-op.
+    await announced(ctx, progress, decision, session, ident, comment_id, view)
+
+
+async def eyes(ctx: Context, progress: Progress, found: policy.Trigger) -> None:
     if progress.journal.reacted:
         return
     await react(ctx, found, "eyes", Priority.LINK)  # the link comment waits for it
     await progress.write(dataclasses.replace(progress.journal, reacted=True))
 
 
-async def _settle(task: asyncio.Task[None], *, cancel: bool) -> None:
-    """Wait for a side task; when the main step failed, cancel it and drop its error (the
-    journal says whether it happened, so a retry does it again if needed)."""
-    if cancel:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    else:
-        await task
+def view_of(
+    session: Session, platform: str, request: SessionRequest, notes: tuple[str, ...] = ()
+) -> SessionView:
+    """What the session's status comment shows (and its record keeps); `notes`, e.g.
+    "Tembo answered 401; started on Agen instead"."""
+    return messages.session_view(session, request, platform=platform, notes=notes)
 
 
-async def _create_announced(
+async def announced(
     ctx: Context,
     progress: Progress,
-    status: StatusComment,
-    platform: SessionPlatform,
-    request: SessionRequest,
-    who: str,
-) -> Session:
-    """Create the session; if it takes longer than STARTING_AFTER, say so on the issue
-    meanwhile (best effort: the link comment follows either way)."""
-    creating = asyncio.create_task(create(ctx, progress, platform, request))
-    done, _ = await asyncio.wait({creating}, timeout=STARTING_AFTER)
-    if not done and status.comment_id is None:
-        with contextlib.suppress(GitHubError):
-            await status.post(messages.starting(platform.name, who, status.ident), Priority.LINK)
-    return await creating
-
-
-async def create(
-    ctx: Context, progress: Progress, platform: SessionPlatform, request: SessionRequest
-) -> Session:
-    """Create exactly once. A create whose outcome is unknown (counted before sending, so a
-    crash mid-call leaves it counted; back down on a definite answer) is first looked up on
-    the platform; a platform that cannot look up is sent to at most twice."""
-    journal = progress.journal
-    unknown = journal.creates_unknown
-    request = dataclasses.replace(request, first_sent_at=journal.first_sent_at or 0.0)
-    if unknown:
-        existing = await platform.find_session(request)
-        if existing is not None:
-            return existing
-        if not platform.can_find and unknown >= 2:
-            raise PlatformError(
-                f"{platform.name} did not answer twice and cannot be asked whether a "
-                "session was started, so it is not asked again (a session may exist: "
-                "check the platform before using `/tembo new`)"
-            )
-    first = journal.first_sent_at if journal.first_sent_at is not None else ctx.clock()
-    await progress.write(
-        dataclasses.replace(journal, creates_unknown=unknown + 1, first_sent_at=first)
-    )
-    try:
-        return await platform.create_session(request, JournalSteps(progress))
-    except PlatformError as exc:
-        if not exc.ambiguous:
-            await progress.write(dataclasses.replace(progress.journal, creates_unknown=unknown))
-        raise
-
-
-async def _record(
-    ctx: Context,
     decision: policy.Dispatch,
-    request: SessionRequest,
     session: Session,
     ident: str,
     comment_id: int,
-    notes: tuple[str, ...] = (),
+    view: SessionView,
 ) -> None:
+    """The session's link is on the issue: record the session (with its comment and what
+    the comment shows) and its ledger row, then journal that both are done."""
     found = decision.trigger
-    view = messages.session_view(session, request, platform=decision.platform, notes=notes)
     await ctx.store.record_session(
         SessionRecord(
             dispatch_id=ident,
             repo=found.repository.full_name,
             issue=found.issue.number,
-            platform=decision.platform,
+            platform=view.platform,
             session_id=session.id,
             url=session.url,
             created_at=ctx.clock(),
@@ -245,22 +183,39 @@ async def _record(
             view=view,
         )
     )
+    await note(
+        ctx,
+        found,
+        "dispatch",
+        "dry run" if session.preview is not None else "created",
+        key=f"{ident}:dispatch",
+        platform=view.platform,
+        dispatch_id=ident,
+        session_id=session.id,
+        detail="started with force=true past a used-up budget" if decision.force else "",
+    )
+    await progress.write(dataclasses.replace(progress.journal, reported=True))
+    if ctx.metrics is not None and progress.job.created_at:
+        ctx.metrics.observe_dispatch(ctx.clock() - progress.job.created_at)
 
 
-def _link_comment(
-    session: Session,
-    decision: policy.Dispatch,
-    request: SessionRequest,
-    ident: str,
-    notes: tuple[str, ...] = (),
-) -> str:
-    if session.preview is not None:
-        return messages.dry_run(
-            session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
-        )
-    # notes: e.g. "Tembo answered 401; started on Agen instead"
-    view = messages.session_view(session, request, platform=decision.platform, notes=notes)
-    return messages.status_comment(view, ident)
+async def follow_later(
+    ctx: Context, progress: Progress, found: policy.Trigger, platform: str, ident: str
+) -> None:
+    """Queue the session's follow job, once."""
+    if progress.journal.following:
+        return
+    now = ctx.clock()
+    repo, number = found.repository.full_name, found.issue.number
+    follow = {
+        "dispatch_id": ident,
+        "repo": repo,
+        "issue": number,
+        "platform": platform,
+        "started_at": now,
+    }
+    await ctx.store.schedule("follow", follow, job_lock(repo, number), now + FOLLOW_FIRST, now)
+    await progress.write(dataclasses.replace(progress.journal, following=True))
 
 
 async def _refused(
@@ -299,54 +254,3 @@ async def _refused(
         **fields,
     )
     return Outcome("failed", reason)
-
-
-async def build_request(
-    ctx: Context, decision: policy.Dispatch, config: RepoConfig, ident: str, nonce: str
-) -> SessionRequest:
-    found = decision.trigger
-    comments = await discussion(ctx.github, found, config)
-    plan = prompt.build(
-        issue=found.issue,
-        repository=found.repository,
-        comments=comments,
-        command=found.command,
-        requester=found.sender.login,
-        config=config,
-        dispatch_id=ident,
-        nonce=nonce,
-    )
-    return SessionRequest(
-        dispatch_id=ident,
-        title=plan.title,
-        prompt=plan.prompt,
-        repository=found.repository,
-        target_branch=plan.target,
-        branch_name=plan.branch,
-        agent=decision.agent,
-    )
-
-
-async def discussion(github: GitHub, found: policy.Trigger, config: RepoConfig) -> list[Comment]:
-    """The issue's comments that go into the prompt, as `config.include_comments` says.
-
-    For `collaborators`, an author counts when the collaborator permission API gives them
-    triage or more; author_association is only a cheap first sieve (OWNER, MEMBER,
-    COLLABORATOR are asked, the rest cannot hold such a role), since MEMBER and
-    COLLABORATOR include people with read access only.
-    """
-    if config.include_comments == "none" or found.issue.comments <= 0:
-        return []
-    repo = found.repository.full_name
-    comments = await github.list_comments(found.installation_id, repo, found.issue.number)
-    roles: dict[str, str] = {}
-    if config.include_comments == "collaborators":
-        for login in prompt.authors_to_ask(comments):
-            roles[login] = await github.permission(found.installation_id, repo, login)
-    return prompt.discussion(
-        comments,
-        include=config.include_comments,
-        at=found.at,
-        trigger_comment_id=found.comment_id,
-        roles=roles,
-    )

@@ -49,6 +49,8 @@ async def follow(ctx: Context, job: Job, progress: Progress) -> Outcome:
         reason=state.reason if state.phase in ("failed", "stopped") else "",
     )
     opened_pr = view.pull_requests and not record.view.pull_requests
+    if opened_pr and policy.fanout_group(record):
+        view = dataclasses.replace(view, pr_at=ctx.clock())  # a fan-out's time to PR
     polls = progress.journal.polls
     try:
         await edit_view(ctx, record, view, state.phase, priority=Priority.FOLLOW, wait=False)

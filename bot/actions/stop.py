@@ -42,7 +42,7 @@ async def stop(
         if record.status == "stopped":
             continue  # an earlier attempt of this job stopped it and said so
         if record.dispatch_id not in progress.journal.stopped:
-            if not await _stop_one(ctx, record):
+            if not await stop_one(ctx, record):
                 unstoppable.append(record)
                 continue
             stopped = (*progress.journal.stopped, record.dispatch_id)
@@ -50,10 +50,10 @@ async def stop(
         view = dataclasses.replace(record.view, phase="stopped", reason=why)
         await edit_view(ctx, record, view, "stopped", priority=Priority.REPLY)
         await ctx.store.end_reservation(record.dispatch_id, "ended")
-        await _note(ctx, progress, decision, record, "stopped", why)
+        await noted(ctx, progress, found, record, "stopped", why)
         log(logger, "session.stopped", session_id=record.session_id, **fields)
     for record in unstoppable:
-        await _note(ctx, progress, decision, record, "cannot stop", why)
+        await noted(ctx, progress, found, record, "cannot stop", why)
     if unstoppable and not progress.journal.told_unstoppable:
         await ctx.github.create_comment(
             found.installation_id,
@@ -66,20 +66,20 @@ async def stop(
     return Outcome("done", why)
 
 
-async def _note(
+async def noted(
     ctx: Context,
     progress: Progress,
-    decision: policy.Stop,
+    found: policy.Trigger,
     record: SessionRecord,
     outcome: str,
     why: str,
 ) -> None:
-    """The ledger row of one session this stop stopped, or could not."""
+    """The ledger row of one session this job stopped (or could not stop), written once."""
     key = f"{dispatch_id(progress.job)}:stop:{record.dispatch_id}"
-    await note_session(ctx, decision.trigger, "stop", outcome, record, key=key, detail=why)
+    await note_session(ctx, found, "stop", outcome, record, key=key, detail=why)
 
 
-async def _stop_one(ctx: Context, record: SessionRecord) -> bool:
+async def stop_one(ctx: Context, record: SessionRecord) -> bool:
     """Stop one session; False when its platform cannot (or refuses for good)."""
     if not can(ctx, record.platform, "can_stop"):
         return False

@@ -55,7 +55,7 @@ async def note_session(
     key: str,
     detail: str = "",
 ) -> None:
-    """`note` for an act on one session the app started."""
+    """`note` for an act on one session the app started (a follow-up to it, a stop of it)."""
     await note(
         ctx,
         found,
@@ -76,11 +76,17 @@ async def gave_up(
     platform: str,
     text: str,
     error: BaseException,
+    *,
+    ident: str | None = None,
+    creates_unknown: int | None = None,
 ) -> None:
     """A dispatch that used its attempts: a refusal row. Its budget reservation is handed
     back only when no create may have reached the platform (otherwise a session may exist
-    and keeps counting)."""
-    ident = dispatch_id(job)
+    and keeps counting). A fan-out's platform names its own `ident` and count of creates
+    of unknown outcome (its part of the journal)."""
+    ident = ident or dispatch_id(job)
+    if creates_unknown is None:
+        creates_unknown = load(job.progress).creates_unknown
     await note(
         ctx,
         event,
@@ -94,7 +100,7 @@ async def gave_up(
     # The job's journal as claimed, plus the last attempt's own error: either may say a
     # create's outcome is unknown.
     ambiguous = isinstance(error, RemoteError) and error.ambiguous
-    if not load(job.progress).creates_unknown and not ambiguous:
+    if not creates_unknown and not ambiguous:
         await ctx.store.end_reservation(ident, "released")
 
 

@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -39,8 +38,10 @@ from tests.support.fakes.server import (
     assert_exactly_once,
     free_port,
     job_counts,
+    resend_until_accepted,
     settled,
     tally,
+    until_settled,
     wait_until,
 )
 from tests.support.fakes.tembo import FakeTembo
@@ -52,13 +53,6 @@ KILL_AT = 60  # sessions created when the server dies
 AHEAD = 100  # deliveries sent ahead of the sessions created: some are in flight at the kill
 REPOS = tuple(f"acme/crash-{n}" for n in range(5))
 TIMEOUT = 45.0  # for the whole run; each wait below is bounded by what is left of it
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    found = Processes(tmp_path)
-    yield found
-    found.stop_all()
 
 
 class KillOnCreate:
@@ -169,19 +163,8 @@ async def test_kill_9_mid_dispatch_and_restart_give_one_session_and_one_link_per
             # What did not get a 2xx is sent again, as `replay` would.
             resent = list(unanswered)
             again: list[int | None] = []
-            for delivery in resent:
-                await wait_until(
-                    lambda d=delivery: _accepted(d, client, second.url, again),
-                    left(),
-                    f"a 2xx for resent delivery {delivery.id}",
-                    every=0.1,
-                )
-
-            async def finished() -> bool:
-                return settled(await job_counts(client, second.url), ISSUES)
-
-            await wait_until(finished, left(), f"all {ISSUES} jobs ended", every=0.1)
-            counts = await job_counts(client, second.url)
+            await resend_until_accepted(resent, client, second.url, left, again)
+            counts = await until_settled(client, second.url, ISSUES, left)
         processes.stop_all()  # before the fakes go away
         elapsed = time.monotonic() - started
         figures = tally(github, github_server, tembo, tembo_server)
@@ -209,14 +192,6 @@ async def test_kill_9_mid_dispatch_and_restart_give_one_session_and_one_link_per
     assert exit_code == -9
     assert killer.killed_dispatch.removeprefix("gh-") in in_flight
     assert all(state == "done" and attempts > 1 for state, attempts in reclaimed.values())
-
-
-async def _accepted(
-    delivery: Delivery, client: httpx.AsyncClient, url: str, seen: list[int | None]
-) -> bool:
-    status = await delivery.send(client, url)
-    seen.append(status)
-    return status is not None and status < 300
 
 
 def _histogram(statuses: list[int | None]) -> dict[str, int]:

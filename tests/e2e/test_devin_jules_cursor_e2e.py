@@ -9,8 +9,6 @@ Time is a hand-moved clock shared by the app and the GitHub fake, as in test_fol
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,24 +85,10 @@ class World:
             await self.run_until_idle()
 
     async def tick(self, seconds: float) -> None:
-        self.clock.now += seconds
-        worker = self.harness.runtime.worker
-        assert worker is not None
-        worker.notify()
-        await self.harness.settle()
+        await self.harness.tick(self.clock, seconds)
 
     async def run_until_idle(self, step: float = 1.0, steps: int = 120) -> None:
-        """Let hand-moved time pass until the worker has nothing due (retries wait on
-        this clock too)."""
-        worker = self.harness.runtime.worker
-        assert worker is not None
-        for _ in range(steps):
-            self.clock.now += step
-            worker.notify()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.idle.wait(), 0.2)
-                return
-        raise AssertionError("the worker never became idle")
+        await self.harness.run_until_idle(self.clock, step, steps)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ wakes the worker, so a 7-day follow runs in milliseconds."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,24 +35,10 @@ class World:
     settings: Settings
 
     async def tick(self, seconds: float) -> None:
-        self.clock.now += seconds
-        worker = self.harness.runtime.worker
-        assert worker is not None
-        worker.notify()
-        await self.harness.settle()
+        await self.harness.tick(self.clock, seconds)
 
     async def run_until_idle(self, step: float = 1.0, steps: int = 60) -> None:
-        """Let hand-moved time pass in small steps until the worker has nothing due
-        (retries wait on this clock too)."""
-        worker = self.harness.runtime.worker
-        assert worker is not None
-        for _ in range(steps):
-            self.clock.now += step
-            worker.notify()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.idle.wait(), 0.2)
-                return
-        raise AssertionError("the worker never became idle")
+        await self.harness.run_until_idle(self.clock, step, steps)
 
     @property
     def session(self) -> dict[str, Any]:

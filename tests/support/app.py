@@ -79,6 +79,27 @@ class Harness:
         assert worker is not None
         await asyncio.wait_for(worker.idle.wait(), timeout)
 
+    async def tick(self, clock: Clock, seconds: float) -> None:
+        """Move the app's hand-moved `clock` on (jobs come due), then settle."""
+        clock.now += seconds
+        worker = self.runtime.worker
+        assert worker is not None
+        worker.notify()
+        await self.settle()
+
+    async def run_until_idle(self, clock: Clock, step: float = 1.0, steps: int = 60) -> None:
+        """Let hand-moved time pass in small steps until the worker has nothing due
+        (retries wait on this clock too)."""
+        worker = self.runtime.worker
+        assert worker is not None
+        for _ in range(steps):
+            clock.now += step
+            worker.notify()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.idle.wait(), 0.2)
+                return
+        raise AssertionError("the worker never became idle")
+
 
 @contextlib.asynccontextmanager
 async def running(

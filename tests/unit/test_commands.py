@@ -32,6 +32,9 @@ from bot.commands import Command, CommandError, Problem, parse, valid_ref
             ),
         ),
         ("/tembo platform=dry-run", Command(args={"platform": "dry-run"})),
+        ("/tembo platform=tembo,jules go", Command(text="go", args={"platform": "tembo,jules"})),
+        ("/tembo pick devin", Command(name="pick", args={"platform": "devin"})),
+        ("/tembo PICK Devin", Command(name="pick", args={"platform": "devin"})),
         ("/tembo don't break x=1", Command(text="don't break x=1")),
     ],
 )
@@ -122,3 +125,35 @@ def test_valid_ref_follows_git_and_refuses_what_markdown_acts_on(name: str, vali
 def test_parse_never_raises_anything_else(body: str) -> None:
     with contextlib.suppress(CommandError):
         parse(body)
+
+
+@pytest.mark.parametrize(
+    ("value", "platforms"),
+    [
+        ("tembo,jules", ("tembo", "jules")),
+        ("Tembo,JULES", ("tembo", "jules")),
+        ("devin,tembo,devin", ("devin", "tembo")),
+        ("agen", ("agen",)),
+    ],
+)
+def test_platform_takes_a_comma_list_each_once_in_order(
+    value: str, platforms: tuple[str, ...]
+) -> None:
+    command = parse(f"/tembo platform={value} go")
+    assert command is not None and command.platforms == platforms
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("/tembo platform=tembo,,jules go", Problem("empty_value", "platform")),
+        ("/tembo platform=tembo, go", Problem("empty_value", "platform")),
+        ("/tembo pick", Problem("bad_pick", "pick")),
+        ("/tembo pick devin tembo", Problem("bad_pick", "pick", "devin tembo")),
+        ("/tembo pick devin\nand more", Problem("bad_pick", "pick", "devin")),
+    ],
+)
+def test_a_bad_platform_list_or_pick_says_what_was_wrong(body: str, problem: Problem) -> None:
+    with pytest.raises(CommandError) as raised:
+        parse(body.replace("\\n", "\n"))
+    assert raised.value.problem == problem

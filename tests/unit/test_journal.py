@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -76,3 +77,57 @@ def test_a_journal_survives_its_round_trip_through_json() -> None:
 def test_a_misspelt_field_is_refused_not_stored() -> None:
     with pytest.raises(TypeError):
         dataclasses.replace(Journal(), reactd=True)  # type: ignore[call-arg]
+
+
+# A dispatch job's progress as version 2 (before fan-out) wrote it: a create sent, its
+# answer lost, the status comment posted. Rows like this are in stores today.
+VERSION_2_DISPATCH = {
+    "version": 2,
+    "pin": {"kind": "dispatch", "platform": "agen", "agent": None, "force": True, "sessions": []},
+    "reacted": True,
+    "reply_reacted": False,
+    "replied": False,
+    "status_comment_id": 99,
+    "status_comment_pending": True,
+    "creates_unknown": 1,
+    "first_sent_at": 1_800_000_000.5,
+    "session": None,
+    "prompt_nonce": "0123456789abcdef",
+    "platform_steps": {"agen.session": "ses_1"},
+    "reported": False,
+    "following": False,
+    "message_sent": False,
+    "stopped": [],
+    "told_unstoppable": False,
+    "polls": 0,
+    "tried": ["tembo"],
+    "fell_back": ["Tembo answered 401; started on Agen instead"],
+}
+
+
+def test_a_version_2_row_loads_as_a_single_platform_dispatch() -> None:
+    journal = load(VERSION_2_DISPATCH)
+    assert journal.pin == Pin("dispatch", platform="agen", force=True)
+    assert (journal.creates_unknown, journal.status_comment_id) == (1, 99)
+    assert journal.platform_steps == {"agen.session": "ses_1"}
+    assert journal.tried == ("tembo",)
+    assert journal.fanout == {} and journal.refused is None
+    assert journal.version == VERSION == 3
+    assert load(dump(journal)) == journal
+
+
+def test_a_fan_out_journal_keeps_each_platforms_create_apart() -> None:
+    journal = Journal(
+        pin=Pin("dispatch", platform="tembo", platforms=("tembo", "devin", "jules")),
+        reacted=True,
+        status_comment_id=7,
+        fanout={
+            "tembo": Journal(session=Session("t1", "https://x/t1"), reported=True),
+            "devin": Journal(creates_unknown=1, first_sent_at=5.0, prompt_nonce="n"),
+            "jules": Journal(refused="401: bad key"),
+        },
+    )
+    again = load(json.loads(json.dumps(dump(journal))))
+    assert again == journal
+    assert again.fanout["devin"].creates_unknown == 1
+    assert again.fanout["tembo"].session == Session("t1", "https://x/t1")

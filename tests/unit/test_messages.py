@@ -9,12 +9,13 @@ import pytest
 from bot import messages
 from bot.commands import Problem
 from bot.events import Comment, User
-from bot.ports import SessionRecord
+from bot.ports import SessionRecord, SessionView
 from bot.replies import (
     ConfigProblems,
     Denied,
     Existing,
     Help,
+    NothingToPick,
     NothingToStop,
     Reply,
     Said,
@@ -44,6 +45,12 @@ RECORD = SessionRecord("gh-1", "acme/web", 7, "tembo", "s1", "https://app.tembo.
         (Status((), None), "No session has been started"),
         (Existing(RECORD, "/agent"), "Use `/agent new …`"),
         (NothingToStop(), "no running session on this issue to stop"),
+        (NothingToPick("jules"), "no session on Jules in a fan-out on this issue to pick"),
+        (Usage("/tembo", Problem("bad_pick", "pick", "a b")), "`pick` takes one platform name"),
+        (
+            Status((SessionRecord("gh-1-agen", "acme/web", 7, "agen", "", "", 0.0),), 0.0),
+            "| — (could not start) | Agen |",
+        ),
         (ConfigProblems(".github/tembo.yml", ("`label` (line 1): bad",)), "- `label` (line 1)"),
     ],
 )
@@ -113,3 +120,37 @@ def test_the_status_comment_is_looked_for_among_the_apps_own_only(
     comments: list[Comment], found: int | None
 ) -> None:
     assert messages.status_comment_id(comments, "gh-1", "app[bot]") == found
+
+
+def test_a_fan_out_table_has_a_row_per_platform_and_keeps_reasons_inert() -> None:
+    views = [
+        SessionView(
+            platform="tembo",
+            url="https://app.tembo.io/s/1",
+            phase="finished",
+            pull_requests=("https://github.com/acme/web/pull/3",),
+            started_at=1000.0,
+            pr_at=1000.0 + 3 * 3600 + 7 * 60,
+            branch="tembo/7-x-tembo",
+            target="main",
+        ),
+        SessionView(platform="devin", url="https://app.devin.ai/s/2", phase="working", picked=True),
+        SessionView(platform="jules", phase="refused", reason="a | b " + HOSTILE),
+        SessionView(platform="agen", phase="starting"),
+    ]
+    body = messages.fanout_status(views, "gh-9")
+    assert body.startswith(messages.MARKER) and "<!-- dispatch-id: gh-9 -->" in body
+    rows = [line for line in body.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| platform | state | session | pull request | time to PR |"
+    assert rows[1] == (
+        "| Tembo | ✅ finished | https://app.tembo.io/s/1 | "
+        "https://github.com/acme/web/pull/3 | 3 h 07 min |"
+    )
+    assert rows[2].startswith("| **Devin** 🏆 picked | 🛠️ working |")
+    assert rows[3].startswith("| Jules | 😕 could not start `a / b ")
+    assert rows[4] == "| Agen | ⏳ starting | — | — | — |"
+    assert all(row.count(" | ") == 4 for row in rows)  # no reason breaks a cell
+    assert "(`tembo/7-x-tembo`, …) → `main`" in body
+    rendered = CODE_SPAN.sub("", body)
+    for active in ("evil.test", "@everyone", "<img", "javascript:"):
+        assert active not in rendered

@@ -10,7 +10,7 @@ from bot import messages, policy, replies
 from bot.commands import Command, Problem
 from bot.events import Comment, CommentEvent, Issue, IssueEvent, Repository, User, lock_key
 from bot.messages import MARKER
-from bot.ports import SessionRecord
+from bot.ports import SessionRecord, SessionView
 from bot.repo_config import RepoConfig
 
 REPO = Repository(
@@ -294,3 +294,70 @@ def test_no_follow_up_without_text_or_a_platform_that_takes_it(
 ) -> None:
     facts = policy.Facts("write", (record(60),), NOW, messageable=messageable)
     assert isinstance(policy.decide(found(body), RepoConfig(), facts), policy.Reply)
+
+
+@pytest.mark.parametrize(
+    ("body", "config", "platform", "fanout"),
+    [
+        ("/tembo platform=tembo,jules go", RepoConfig(), "tembo", ("tembo", "jules")),
+        ("/tembo platform=devin,devin go", RepoConfig(), "devin", ()),
+        ("/tembo go", RepoConfig(platform=("agen", "devin")), "agen", ("agen", "devin")),
+        ("/tembo platform=agen go", RepoConfig(platform=("tembo", "devin")), "agen", ()),
+        ("/tembo go", RepoConfig(), "tembo", ()),
+    ],
+)
+def test_a_list_of_platforms_fans_out_and_one_platform_does_not(
+    body: str, config: RepoConfig, platform: str, fanout: tuple[str, ...]
+) -> None:
+    result = policy.decide(found(body), config, policy.Facts("write", (), NOW))
+    assert isinstance(result, policy.Dispatch)
+    assert (result.platform, result.fanout) == (platform, fanout)
+
+
+def test_an_unknown_platform_in_a_list_is_answered() -> None:
+    result = policy.decide(
+        found("/tembo platform=tembo,openai"), RepoConfig(), policy.Facts("write")
+    )
+    assert isinstance(result, policy.Reply)
+    assert result.said == replies.UnknownPlatform("/tembo", "openai")
+
+
+def fanned(platform: str, group: str = "gh-1", age: float = 60) -> SessionRecord:
+    view = SessionView(platform, group=group, fanout=("tembo", "devin", "jules"))
+    return SessionRecord(
+        f"{group}-{platform}", "acme/web", 7, platform, f"s-{platform}", "", NOW - age, view=view
+    )
+
+
+def test_pick_keeps_the_newest_fan_outs_session_and_names_the_others() -> None:
+    older = fanned("devin", group="gh-0", age=600)
+    sessions = (older, fanned("tembo"), fanned("devin"), fanned("jules"), record(30))
+    result = policy.decide(
+        found("/tembo pick devin"), RepoConfig(), policy.Facts("write", sessions, NOW)
+    )
+    assert isinstance(result, policy.Pick)
+    assert result.winner.dispatch_id == "gh-1-devin"
+    assert [r.dispatch_id for r in result.others] == ["gh-1-tembo", "gh-1-jules"]
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("/tembo pick devin", replies.NothingToPick("devin")),
+        ("/tembo pick openai", replies.UnknownPlatform("/tembo", "openai")),
+    ],
+)
+def test_pick_without_a_fan_out_or_a_known_platform_is_answered(
+    body: str, said: replies.Said
+) -> None:
+    result = policy.decide(found(body), RepoConfig(), policy.Facts("write", (record(30),), NOW))
+    assert isinstance(result, policy.Reply) and result.said == said
+    assert messages.MARKER in messages.render(result)
+
+
+def test_pick_needs_the_permission_to_dispatch() -> None:
+    sessions = (fanned("tembo"), fanned("devin"))
+    result = policy.decide(
+        found("/tembo pick devin"), RepoConfig(), policy.Facts("read", sessions, NOW)
+    )
+    assert isinstance(result, policy.Reply) and result.kind == "denied"

@@ -106,3 +106,28 @@ def test_later_layers_win_and_defaults_come_from_settings() -> None:
 )
 def test_include_comments_takes_a_mode_and_old_files_booleans(text: str, expected: str) -> None:
     assert merge(RepoConfig(), parse_layer(text, "t.yml")).include_comments == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "platform", "platforms"),
+    [
+        ("platform: [tembo, devin]\n", ("tembo", "devin"), ("tembo", "devin")),
+        ("platform:\n  - jules\n", "jules", ("jules",)),
+        ("platform: agen\n", "agen", ("agen",)),
+    ],
+)
+def test_platform_takes_one_name_or_a_list(
+    text: str, platform: str | tuple[str, ...], platforms: tuple[str, ...]
+) -> None:
+    config = merge(RepoConfig(), parse_layer(text, "t"))
+    assert (config.platform, config.platforms) == (platform, platforms)
+    assert parse_layer(config.as_yaml(), "again")["platform"] == platform
+
+
+@pytest.mark.parametrize(
+    "text", ["platform: []\n", "platform: [tembo, tembo]\n", "platform: [tembo, openai]\n"]
+)
+def test_a_platform_list_must_be_known_names_without_repeats(text: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_layer(text, "t")
+    assert "`platform` (line 1)" in str(raised.value)

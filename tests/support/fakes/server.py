@@ -433,6 +433,45 @@ def settled(counts: dict[str, int] | None, expected: int) -> bool:
     return counts.get("queued", 0) + counts.get("running", 0) == 0 and ended == expected
 
 
+def time_left(seconds: float) -> Callable[[], float]:
+    """A run's budget of `seconds` from now: each call says how much is left (never quite
+    zero, so a wait bounded by it still looks once)."""
+    deadline = time.monotonic() + seconds
+    return lambda: max(deadline - time.monotonic(), 0.1)
+
+
+async def resend_until_accepted(
+    deliveries: list[Delivery],
+    client: httpx.AsyncClient,
+    base_url: str,
+    left: Callable[[], float],
+    seen: list[int | None] | None = None,
+) -> None:
+    """Send each delivery again until the app answers it with a 2xx, as `replay` would;
+    every answer's status (None: no answer) goes to `seen`."""
+    for delivery in deliveries:
+
+        async def answered(d: Delivery = delivery) -> bool:
+            status = await d.send(client, base_url)
+            if seen is not None:
+                seen.append(status)
+            return status is not None and status < 300
+
+        await wait_until(answered, left(), f"a 2xx for resent delivery {delivery.id}", 0.1)
+
+
+async def until_settled(
+    client: httpx.AsyncClient, base_url: str, expected: int, left: Callable[[], float]
+) -> dict[str, int] | None:
+    """Wait until the `expected` jobs have all ended; the job counts then."""
+
+    async def finished() -> bool:
+        return settled(await job_counts(client, base_url), expected)
+
+    await wait_until(finished, left(), f"all {expected} jobs ended", every=0.1)
+    return await job_counts(client, base_url)
+
+
 async def wait_until(
     check: Callable[[], Awaitable[bool] | bool], timeout: float, what: str, every: float = 0.02
 ) -> None:
