@@ -243,6 +243,7 @@ async def test_a_label_makes_one_session_on_the_repository_with_the_prompt_and_i
     if nothing_left_the_machine(world, dispatched):
         return
     body = one_status_comment(world, dispatched.number)
+    assert f"{registry.BY_NAME[world.case.platform].display} session started" in body
     [session] = dispatched.sessions
     prompt = world.read(lambda case: case.prompt(session))
     issue = ISSUE_LINE.search(prompt)
