@@ -253,7 +253,7 @@ async def test_a_label_makes_one_session_on_the_repository_with_the_prompt_and_i
     world.read(lambda case: case.check_create(session))
     assert world.read(lambda case: case.link(session)) in body
     assert f"dispatch-id: {dispatched.delivery.dispatch_id}" in body
-    assert world.read(lambda case: len(case.remote.created_at)) >= 1
+    assert world.read(lambda case: len(case.remote.sent_at)) >= 1
 
 
 async def test_the_status_comment_follows_the_session_to_its_pull_request(
@@ -344,7 +344,7 @@ async def test_a_5xx_on_create_is_retried_into_one_session(
     dispatched = await label(world, client)
     if nothing_left_the_machine(world, dispatched):
         return
-    assert world.read(lambda case: (len(case.remote.created_at), case.remote.faults)) == (3, [])
+    assert world.read(lambda case: (len(case.remote.sent_at), case.remote.faults)) == (3, [])
     assert_one_linked_session(world, dispatched)
 
 
@@ -358,7 +358,7 @@ async def test_a_429_waits_for_retry_after_then_makes_one_session(
     dispatched = await label(world, client)
     if nothing_left_the_machine(world, dispatched):
         return
-    first, second = world.read(lambda case: list(case.remote.created_at))
+    first, second = world.read(lambda case: list(case.remote.sent_at))
     # The worker's own backoff here is 0.05 s: only Retry-After explains the wait.
     assert second - first >= RETRY_AFTER - 0.05
     assert_one_linked_session(world, dispatched)
@@ -372,7 +372,7 @@ async def test_a_lost_answer_makes_one_session_or_says_one_may_exist(
     dispatched = await label(world, client)
     if nothing_left_the_machine(world, dispatched):
         return
-    lost, creates = world.read(lambda case: (case.remote.lost, len(case.remote.created_at)))
+    lost, creates = world.read(lambda case: (case.remote.lost, len(case.remote.sent_at)))
     assert lost >= 1
     if registry.BY_NAME[case.platform].can_find:
         # Looked up after the loss and found (Devin's lookup is the idempotent create
@@ -390,6 +390,31 @@ async def test_a_lost_answer_makes_one_session_or_says_one_may_exist(
         body = one_status_comment(world, dispatched.number)
         assert "cannot be asked whether a session was started" in body
         assert "a session may exist" in body
+    world.read(lambda case: case.remote.arm())
+
+
+async def test_a_lost_answer_on_a_later_step_of_the_create_makes_one_prompted_session(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """Recoup (sandbox, then the prompt into the chat) and Agen (the prompt as a message)
+    start a session in several calls; an answer lost after the first is resent without a
+    second session or a second prompt. Elsewhere one call starts the session."""
+    steps = world.case.later_steps
+    if not steps:
+        dispatched = await label(world, client)
+        if not nothing_left_the_machine(world, dispatched):
+            assert world.read(lambda case: len(case.remote.sent_at)) == 1
+        return
+    for path in steps:
+        world.read(lambda case, path=path: case.remote.arm(LOSE, path=path))
+        dispatched = await label(world, client)
+        assert world.read(lambda case: case.remote.lost) == 1, path
+        assert_one_linked_session(world, dispatched)
+        session = dispatched.sessions[0]
+        prompts, repository = world.read(
+            lambda case, session=session: (case.prompts(session), case.repository(session))
+        )
+        assert prompts == 1 and repository in (REPO, None), path
     world.read(lambda case: case.remote.arm())
 
 

@@ -16,6 +16,7 @@ carries the create out and the answer never leaves).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,22 +47,24 @@ Fault = httpx.Response | Lose
 
 @dataclass
 class Remote:
-    """A platform's fake as served over HTTP, with faults on its create call."""
+    """A platform's fake as served over HTTP, with faults on one of its calls (the
+    create, unless `arm` names another)."""
 
     fake: Handler
     is_create: Callable[[httpx.Request], bool]
-    # One entry per create to come, taken in order; none left: the fake answers.
+    # One entry per call to come, taken in order; none left: the fake answers.
     faults: list[Fault] = field(default_factory=list)
-    created_at: list[float] = field(default_factory=list)  # monotonic time of each create
+    sent_at: list[float] = field(default_factory=list)  # monotonic time of each such call
     lost: int = 0
     read_headers: list[httpx.Headers] = field(default_factory=list)
+    target: Callable[[httpx.Request], bool] | None = None  # None: the create
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
             self.read_headers.append(request.headers)
-        if not self.is_create(request):
+        if not (self.target or self.is_create)(request):
             return self.fake(request)
-        self.created_at.append(time.monotonic())
+        self.sent_at.append(time.monotonic())
         fault = self.faults.pop(0) if self.faults else None
         if fault is None:
             return self.fake(request)
@@ -71,14 +74,18 @@ class Remote:
             raise httpx.ReadTimeout("the answer was lost", request=request)  # ...unheard
         return fault
 
-    def arm(self, *faults: Fault) -> None:
+    def arm(self, *faults: Fault, path: str | None = None) -> None:
+        """Play `faults` on the next calls to the create, or to `POST path` (a regular
+        expression)."""
         self.faults = list(faults)
-        self.created_at.clear()
+        self.target = None if path is None else _post(path)
+        self.sent_at.clear()
         self.lost = 0
 
 
 def _post(path: str) -> Callable[[httpx.Request], bool]:
-    return lambda request: request.method == "POST" and request.url.path == path
+    pattern = re.compile(path)
+    return lambda request: request.method == "POST" and bool(pattern.fullmatch(request.url.path))
 
 
 class Case:
@@ -91,6 +98,9 @@ class Case:
     prefix: str  # of the platform's variables: <prefix>_API_KEY, <prefix>_BASE_URL
     names_pull_requests = True  # the platform reports the pull request its session opened
     create_is_lookup = False  # a lost create is looked up by sending it again (idempotent)
+    # The calls after the first that starting a session takes (regular expressions of
+    # POST paths); empty: one call starts it.
+    later_steps: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.fake: Any = self.make_fake()
@@ -137,6 +147,10 @@ class Case:
 
     def before_follow_up(self, session_id: str) -> None:
         """Whatever the platform needs before it takes a message (nothing by default)."""
+
+    def prompts(self, session: dict[str, Any]) -> int:
+        """How many times the session was given its prompt (multi-step creates)."""
+        return 1
 
     def messages(self) -> list[tuple[str, str]]:
         """(session id, text) of each follow-up the platform received (Devin's and
@@ -201,6 +215,7 @@ class Recoup(Case):
     id = platform = "recoup"
     create_path = "/api/sessions"
     fake_type, prefix = FakeRecoup, "RECOUP"
+    later_steps = ("/api/sandbox", "/api/chat")
     names_pull_requests = False  # a Recoup session names no pull request
 
     def link(self, session: dict[str, Any]) -> str:
@@ -219,6 +234,9 @@ class Recoup(Case):
             for part in run["messages"][0]["parts"]
         ]
         return texts[0] if texts else ""
+
+    def prompts(self, session: dict[str, Any]) -> int:
+        return sum(run["sessionId"] == session["id"] for run in self.fake.workflows)
 
     def finish_with_pull_request(self, session_id: str) -> None:
         self.fake.advance(session_id, status="completed")
@@ -245,6 +263,7 @@ class Agen(Case):
     id = platform = "agen"
     create_path = "/api/v1/sessions"
     fake_type, prefix = FakeAgen, "AGEN"
+    later_steps = ("/api/v1/sessions/[^/]+/messages",)
     names_pull_requests = False  # the timeline's payloads name no merge request URL
 
     def link(self, session: dict[str, Any]) -> str:
@@ -253,6 +272,9 @@ class Agen(Case):
     def prompt(self, session: dict[str, Any]) -> str:
         prompts = self.fake.prompts(session["id"])
         return str(prompts[0]) if prompts else ""
+
+    def prompts(self, session: dict[str, Any]) -> int:
+        return len(self.fake.prompts(session["id"]))
 
     def finish_with_pull_request(self, session_id: str) -> None:
         self.fake.add_event(session_id, "session_finished")
@@ -368,7 +390,7 @@ class Cursor(Case):
         assert session["repos"] == [{"url": REPO_URL, "startingRef": DEFAULT_BRANCH}]
         assert session["autoCreatePR"] is True
         assert session["id"].startswith("bc-")  # our own id: a lost create is found by it
-        assert self.fake.auth_schemes[0] == "Basic"
+        assert set(self.fake.auth_schemes) == {"Basic"}  # as the endpoints page shows
 
     def finish_with_pull_request(self, session_id: str) -> None:
         self.fake.advance(session_id, status="FINISHED", pull_requests=[PULL])
