@@ -58,6 +58,8 @@ CASES = cases()
 ENDED = ("done", "failed", "dead")
 WAIT = 15.0  # for any one thing to happen
 RETRY_AFTER = 1  # seconds, in the 429's header
+# The follow jobs of one dispatch: their payload names its dispatch id (bot/actions/dispatch.py).
+FOLLOWING = "kind = 'follow' AND CAST(payload AS TEXT) LIKE ?"
 T = TypeVar("T")
 
 
@@ -99,7 +101,7 @@ class World:
     def follow_jobs(self, delivery: Delivery) -> int:
         with contextlib.closing(sqlite3.connect(self.database, timeout=5)) as db:
             row = db.execute(
-                "SELECT count(*) FROM jobs WHERE kind = 'follow' AND CAST(payload AS TEXT) LIKE ?",
+                f"SELECT count(*) FROM jobs WHERE {FOLLOWING}",  # noqa: S608 - a constant
                 (f'%"{delivery.dispatch_id}"%',),
             ).fetchone()
         return int(row[0])
@@ -108,8 +110,7 @@ class World:
         """The follow job of this dispatch is due now (its 30 s have passed)."""
         with contextlib.closing(sqlite3.connect(self.database, timeout=5)) as db, db:
             changed = db.execute(
-                "UPDATE jobs SET run_at = 0 WHERE kind = 'follow' AND state = 'queued' "
-                "AND CAST(payload AS TEXT) LIKE ?",
+                f"UPDATE jobs SET run_at = 0 WHERE state = 'queued' AND {FOLLOWING}",  # noqa: S608
                 (f'%"{delivery.dispatch_id}"%',),
             ).rowcount
         assert changed == 1, f"no queued follow job for {delivery.dispatch_id}"
@@ -138,13 +139,10 @@ def world(
         )
         app = processes.start(case.id, env)
         try:
-            asyncio.run(app.wait_ready(WAIT))
+            asyncio.run(app.wait_ready(WAIT))  # its error shows the app's last lines
             yield World(case, github, github_server, server, app, database, itertools.count(1))
-        except BaseException:
-            print(f"\n{processes.tails()}")
-            raise
         finally:
-            processes.stop_all()
+            processes.stop_all()  # before the fakes go away
         assert github_server.errors == [], github_server.errors
         assert server.errors == [], server.errors
 
@@ -153,8 +151,7 @@ def world(
 async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(trust_env=False, timeout=10.0) as made:
         yield made
-    # A failing test shows what the app said.
-    assert world.app.alive, world.app.tail()
+    assert world.app.alive, world.app.tail()  # no test may bring the app down
 
 
 def comment_delivery(number: int, text: str) -> Delivery:
@@ -253,7 +250,7 @@ async def test_a_label_makes_one_session_on_the_repository_with_the_prompt_and_i
     world.read(lambda case: case.check_create(session))
     assert world.read(lambda case: case.link(session)) in body
     assert f"dispatch-id: {dispatched.delivery.dispatch_id}" in body
-    assert world.read(lambda case: len(case.remote.sent_at)) >= 1
+    assert world.read(lambda case: len(case.remote.sent_at)) >= 1  # faults go to the create
 
 
 async def test_the_status_comment_follows_the_session_to_its_pull_request(

@@ -223,8 +223,8 @@ class Recoup(Case):
         return f"https://chat.recoupable.com/sessions/{session['id']}/chats/{chat['id']}"
 
     def repository(self, session: dict[str, Any]) -> str | None:
-        url = self.fake.sandboxes.get(session["id"])
-        return None if url is None else str(url).removeprefix("https://github.com/")
+        url = self.fake.sandboxes.get(session["id"], "(no sandbox)")
+        return str(url).removeprefix("https://github.com/")
 
     def prompt(self, session: dict[str, Any]) -> str:
         texts = [
