@@ -13,7 +13,9 @@ what the fakes saw is checked:
   says on the issue where it cannot;
 - a 5xx, a 429 with Retry-After and a lost answer on the create end in exactly one
   session; on a platform that cannot be asked whether a lost create happened, the create
-  is sent at most twice and the issue says a session may exist.
+  is sent at most twice and the issue says a session may exist. Where starting a session
+  takes several calls (Recoup, Agen), a lost answer to a later one still ends in one
+  session, prompted once.
 
 Following is time-driven (the first poll is 30 s after the session starts). Rather than
 wait, a test brings the follow job's due time forward in the app's SQLite store, as the

@@ -9,9 +9,9 @@ prompt each got, the link the status comment must hold, how the session reaches 
 request, and where follow-ups and stops land. Cases read the fakes only; the server
 thread that serves a fake holds its lock, so callers read through `FakeServer.snapshot`.
 
-`Remote` wraps a fake as it is served: it counts the creates, remembers the headers of
-every read, and plays faults armed on the create call (an answer, or `LOSE`: the fake
-carries the create out and the answer never leaves).
+`Remote` wraps a fake as it is served: it times the creates, remembers the headers of
+every read, and plays faults armed on the create call or another POST (an answer, or
+`LOSE`: the fake carries the call out and the answer never leaves).
 """
 
 from __future__ import annotations
