@@ -102,17 +102,23 @@ class Facts:
     budget_left: dict[str, int | None] | None = None
 
     def live(self) -> list[SessionRecord]:
-        """Sessions that may still be working: started in the last day, not seen to end."""
+        """Sessions that may still be working: started in the last day, not seen to end,
+        and not a dry run's preview (nothing was started there)."""
         now = self.now or time.time()
         return [
             s
             for s in self.sessions
-            if now - s.created_at < LIVE_SESSION_SECONDS and s.status not in TERMINAL
+            if now - s.created_at < LIVE_SESSION_SECONDS
+            and s.status not in TERMINAL
+            and s.status not in NEVER_STARTED
         ]
 
 
 Decision = Ignore | Reply | Dispatch | FollowUp | Stop | Pick
 TERMINAL = frozenset({"finished", "failed", "stopped"})
+# The status a dry run's record keeps (bot/adapters/platforms/dry_run.py): it is recorded
+# so `/tembo status` shows it, but there is nothing to stop, message or wait for.
+NEVER_STARTED = frozenset({"dry-run"})
 
 
 def rank(permission: str) -> int:

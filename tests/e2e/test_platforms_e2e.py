@@ -1,10 +1,11 @@
-"""The same user path (a labelled issue -> one session -> its link on the issue) on every
-platform, through the real app and each platform's contract fake."""
+"""Platform paths through the app in-process that the real-serve suite
+(tests/e2e/test_platforms_serve.py, which runs every platform's label, follow, follow-up,
+stop and create faults through `python -m bot serve`) does not reach: a platform chosen
+without its credentials, and Recoup and Agen resuming a failed step on a fresh adapter, as
+on another replica."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -26,7 +27,6 @@ from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"
-PLATFORMS = ["tembo", "recoup", "agen", "magnet", "dry-run"]
 
 
 class Platforms:
@@ -50,60 +50,6 @@ class Platforms:
     def hosts(self) -> dict[str, Any]:
         return {f.host: f for f in (self.tembo, self.recoup, self.agen, self.magnet)}
 
-    def created(self, name: str) -> list[dict[str, Any]]:
-        fake = {
-            "tembo": self.tembo,
-            "recoup": self.recoup,
-            "agen": self.agen,
-            "magnet": self.magnet,
-        }.get(name)
-        return list(fake.sessions) if fake is not None else []
-
-    def sent_anything(self) -> bool:
-        return any(
-            (self.tembo.requests, self.recoup.requests, self.agen.requests, self.magnet.requests)
-        )
-
-
-@pytest.fixture
-async def world(
-    settings: Settings, github: FakeGitHub, tembo: FakeTembo
-) -> AsyncIterator[tuple[Harness, Platforms]]:
-    platforms = Platforms(tembo)
-    http = httpx.AsyncClient(transport=route({github.host: github, **platforms.hosts()}))
-    app = create_app(platforms.settings(settings), http=http, content_per_minute=0)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield Harness(app, client, github, tembo), platforms
-    await http.aclose()
-
-
-@pytest.mark.parametrize("platform", PLATFORMS)
-async def test_labeled_issue_becomes_one_session_and_its_link_on_every_platform(
-    world: tuple[Harness, Platforms], platform: str
-) -> None:
-    harness, platforms = world
-    harness.github.permissions[(REPO, "Codertocat")] = "write"
-    harness.github.files[(REPO, ".github/tembo.yml")] = f"platform: {platform}\n"
-    assert (await harness.deliver("issues", payloads.labeled(repo=REPO))).status_code == 202
-    await harness.settle()
-
-    [comment] = harness.github.app_comments()
-    assert await harness.runtime.store.job_counts("delivery") == {"done": 1}
-    if platform == "dry-run":
-        assert not platforms.sent_anything()
-        assert "Dry run" in comment.body and '"branchName": "tembo/1-' in comment.body
-        assert "tembo-test-key" not in comment.body  # the key is redacted
-        return
-    assert len(platforms.created(platform)) == 1
-    for name in PLATFORMS[:4]:
-        if name != platform:
-            assert platforms.created(name) == []
-    records = await harness.runtime.store.sessions_for_issue(REPO, 1)
-    assert [r.platform for r in records] == [platform]
-    assert records[0].url and records[0].url in comment.body
-
 
 async def test_missing_credentials_for_the_chosen_platform_are_named_on_the_issue(
     harness: Harness,
@@ -114,28 +60,6 @@ async def test_missing_credentials_for_the_chosen_platform_are_named_on_the_issu
     await harness.settle()
     [comment] = harness.github.app_comments()
     assert "AGEN_API_KEY is not set" in comment.body
-    assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}
-
-
-async def test_a_platform_without_lookup_is_sent_a_lost_create_at_most_twice(
-    world: tuple[Harness, Platforms],
-) -> None:
-    harness, platforms = world
-    harness.github.permissions[(REPO, "Codertocat")] = "write"
-    harness.github.files[(REPO, ".github/tembo.yml")] = "platform: recoup\n"
-
-    def lose_every_create(request: httpx.Request) -> httpx.Response | None:
-        if request.url.path == "/api/sessions":
-            platforms.recoup.answer(request)  # Recoup starts the session...
-            raise httpx.ReadTimeout("lost", request=request)  # ...and the answer is lost
-        return None
-
-    platforms.recoup.fault = lose_every_create
-    await harness.deliver("issues", payloads.labeled(repo=REPO))
-    await harness.settle()
-    assert len(platforms.recoup.sessions) == 2
-    [comment] = harness.github.app_comments()
-    assert "cannot be asked whether a session was started" in comment.body
     assert await harness.runtime.store.job_counts("delivery") == {"failed": 1}
 
 
@@ -226,36 +150,3 @@ async def test_agen_worker_dying_before_the_prompt_resumes_on_the_session_it_mad
     assert "dispatch-id: gh-" in prompt
     assert platforms.agen.prompts(abandoned) == []
     assert ours in comment.body
-
-
-async def test_tembo_v1_lost_answer_through_the_app_makes_one_session_and_reads_no_list(
-    settings: Settings, github: FakeGitHub, tembo: FakeTembo
-) -> None:
-    tembo.enable(REPO)
-    lost = [True]
-
-    def created_then_lost(request: httpx.Request) -> httpx.Response | None:
-        if request.method == "POST" and request.url.path == "/v1/sessions" and lost:
-            lost.clear()
-            tembo.create_v1(json.loads(request.content))
-            raise httpx.ReadTimeout("answer lost", request=request)
-        return None
-
-    tembo.fault = created_then_lost
-    http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
-    app = create_app(settings.with_platform_env(TEMBO_API="v1"), http=http, content_per_minute=0)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            harness = Harness(app, client, github, tembo)
-            github.permissions[(REPO, "Codertocat")] = "write"
-            await harness.deliver("issues", payloads.labeled(repo=REPO))
-            await harness.settle()
-            [comment] = github.app_comments()
-            counts = await harness.runtime.store.job_counts("delivery")
-    await http.aclose()
-    assert counts == {"done": 1}
-    [session] = tembo.sessions
-    assert session["htmlUrl"] in comment.body
-    assert ("GET", f"/v1/sessions/{session['id']}") in tembo.calls
-    assert not [call for call in tembo.calls if call[1].startswith("/session/")]

@@ -139,6 +139,20 @@ def test_a_live_session_is_linked_instead_of_a_second_one() -> None:
     assert "https://app.tembo.io/sessions/s1" in body and "/tembo new" in body
 
 
+def dry_run_record(age: float) -> SessionRecord:
+    return SessionRecord("d", "acme/web", 7, "dry-run", "dry-run-d", "", NOW - age, "dry-run")
+
+
+def test_a_dry_run_is_not_a_session_to_stop_or_message() -> None:
+    """A dry run started nothing: `/tembo stop` finds nothing running, and a command
+    with text dispatches again instead of pointing at a session that does not exist."""
+    facts = policy.Facts("write", (dry_run_record(60),), NOW, frozenset({"tembo"}))
+    stopped = policy.decide(found("/tembo stop"), RepoConfig(), facts)
+    assert isinstance(stopped, policy.Reply) and stopped.said == replies.NothingToStop()
+    again = policy.decide(found("/tembo also the Safari case"), RepoConfig(), facts)
+    assert isinstance(again, policy.Dispatch)
+
+
 @pytest.mark.parametrize(
     ("body", "config", "age"),
     [

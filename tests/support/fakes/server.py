@@ -355,21 +355,24 @@ def app_env(
     private_key: str,
     github: FakeGitHub,
     github_server: FakeServer,
-    tembo: FakeTembo,
-    tembo_url: str,
     database_url: str,
     port: int,
     folder: Path,
+    tembo: FakeTembo | None = None,
+    tembo_url: str | None = None,
     **extra: str,
 ) -> dict[str, str]:
-    """The environment of one app process wired to the loopback fakes."""
+    """The environment of one app process wired to the loopback fakes (to Tembo's when
+    `tembo` is given; other platforms' variables come in `extra`)."""
+    platform = {} if tembo is None else {"TEMBO_API_KEY": tembo.api_key}
+    if tembo_url is not None:
+        platform["TEMBO_BASE_URL"] = tembo_url
     return {
         "APP_ID": github.app_id,
         "PRIVATE_KEY": private_key,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GITHUB_API_URL": f"{github_server.url}{github.prefix}",
-        "TEMBO_API_KEY": tembo.api_key,
-        "TEMBO_BASE_URL": tembo_url,
+        **platform,
         "DATABASE_URL": database_url,
         "HOST": HOST,
         "PORT": str(port),
