@@ -286,3 +286,23 @@ def test_the_command_line_exits_non_zero_on_a_failed_check(tmp_path: Path) -> No
     assert line(lines, "GITHUB_API_URL http://127.0.0.1:9/api/v3 cannot be reached")
     assert line(lines, "GITHUB_URL http://127.0.0.1:9 goes with").startswith("✓")
     assert line(lines, "DEFAULT_PLATFORM=dry-run").startswith("✓")
+
+
+def test_the_command_line_names_a_bad_operator_limit(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "LIMITS_PER_ORG_PER_DAY": "lots",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "LIMITS_PER_ORG_PER_DAY='lots' must be a whole number (0 or more)" in done.stderr
