@@ -68,6 +68,14 @@ class Journal:
     # Fallback: platforms that refused this dispatch for good, and what the comment says.
     tried: tuple[str, ...] = ()
     fell_back: tuple[str, ...] = ()
+    # Creates on the current platform that failed with a passing fault (5xx, 429, no
+    # answer), and the statuses of the last `KEEP_STATUSES` (None: no answer), so that
+    # whichever replica runs the last attempt decides the same fallback and says why.
+    create_failures: int = 0
+    create_statuses: tuple[int | None, ...] = ()
+
+
+KEEP_STATUSES = 10
 
 
 def load(data: Mapping[str, Any]) -> Journal:
@@ -91,7 +99,7 @@ def load(data: Mapping[str, Any]) -> Journal:
         values["pin"] = Pin(**{**pin, "sessions": tuple(pin.get("sessions") or ())})
     if isinstance(values.get("session"), dict):
         values["session"] = Session(**values["session"])
-    for name in ("stopped", "tried", "fell_back"):
+    for name in ("stopped", "tried", "fell_back", "create_statuses"):
         if name in values:
             values[name] = tuple(values[name] or ())
     if "platform_steps" in values:

@@ -3,7 +3,7 @@ them through `httpx.MockTransport`. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bot.settings import PlatformEnv, Secret, Settings
 from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, running
 from tests.support.fakes.github import FakeGitHub
+from tests.support.fakes.server import Processes
 from tests.support.fakes.tembo import FakeTembo
-from tests.support.stores import Backend, open_backend
+from tests.support.stores import Backend, fresh_database, open_backend
 
 
 @pytest.fixture
@@ -76,3 +77,23 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     """Each store: a test using this runs once on SQLite and once on PostgreSQL."""
     async with open_backend(request.param, tmp_path) as place:
         yield place
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """App processes a test starts (`python -m bot serve`): killed at the end, whatever
+    happened."""
+    found = Processes(tmp_path)
+    yield found
+    found.stop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """DATABASE_URL for app processes, once on each store: a SQLite file, or a fresh
+    PostgreSQL database (skipped, saying why, when the server is unreachable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+        return
+    async with fresh_database() as url:
+        yield url

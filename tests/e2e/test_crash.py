@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -52,13 +51,6 @@ KILL_AT = 60  # sessions created when the server dies
 AHEAD = 100  # deliveries sent ahead of the sessions created: some are in flight at the kill
 REPOS = tuple(f"acme/crash-{n}" for n in range(5))
 TIMEOUT = 45.0  # for the whole run; each wait below is bounded by what is left of it
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    found = Processes(tmp_path)
-    yield found
-    found.stop_all()
 
 
 class KillOnCreate:

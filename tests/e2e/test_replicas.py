@@ -14,22 +14,18 @@ server cannot be reached. Figures are printed for the record (run with -s).
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
 import httpx
 import pytest
 
-from bot.adapters.store_postgres import quote_ident
 from tests.support.app import KeyPair
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.server import (
@@ -47,7 +43,7 @@ from tests.support.fakes.server import (
     wait_until,
 )
 from tests.support.fakes.tembo import FakeTembo
-from tests.support.stores import DEFAULT_DATABASE_URL, without_password
+from tests.support.stores import fresh_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
 
@@ -67,29 +63,8 @@ REPLICA_PATH = re.compile(r"^/r(\d+)(/.*)$")
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
     """A fresh database on the TEST_DATABASE_URL server, dropped at the end."""
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        admin = await asyncpg.connect(url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(
-            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
-            "start it or point TEST_DATABASE_URL at one"
-        )
-    name = f"t_{uuid.uuid4().hex}"
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-    finally:
-        # FORCE: connections of a replica killed with -9 may not be gone yet.
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-        await admin.close()
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    found = Processes(tmp_path)
-    yield found
-    found.stop_all()
+    async with fresh_database() as url:
+        yield url
 
 
 class ReplicaTembo:

@@ -76,3 +76,25 @@ async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
         await postgres.close_all()
         await admin.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """The URL of a new database on the TEST_DATABASE_URL server, for app processes that
+    each connect on their own (CREATE DATABASE t_<hex>, dropped WITH (FORCE) at the end)."""
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    try:
+        admin = await asyncpg.connect(url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pytest.skip(
+            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
+            "start it or point TEST_DATABASE_URL at one"
+        )
+    name = f"t_{uuid.uuid4().hex}"
+    try:
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        # FORCE: connections of a process killed with -9 may not be gone yet.
+        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+        await admin.close()

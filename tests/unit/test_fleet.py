@@ -107,6 +107,24 @@ def test_fallback_only_on_refusals_retrying_cannot_fix(
     assert fleet.fallback_to("tembo", ("agen", "magnet"), tried, status, unknown) == after
 
 
+@pytest.mark.parametrize(
+    ("statuses", "tried", "after"),
+    [
+        ((503, 503, 503), (), "agen"),
+        ((500, None, 502, 408), (), "agen"),  # no answer and 408 are the platform down too
+        ((503,), ("agen",), "magnet"),
+        ((429, 503, 503), (), None),  # a 429 says it is up, asking us to wait
+        ((503, 400), (), None),
+        ((), (), None),
+        ((503, 503), ("agen", "magnet"), None),  # nothing left to try
+    ],
+)
+def test_fallback_when_spent_only_when_every_failure_was_the_platform_down(
+    statuses: tuple[int | None, ...], tried: tuple[str, ...], after: str | None
+) -> None:
+    assert fleet.fallback_when_spent("tembo", ("agen", "magnet"), tried, statuses) == after
+
+
 def test_fallback_lists_only_known_platforms() -> None:
     assert parse_layer("fallback: [agen, magnet]\n", "repo") == {"fallback": ("agen", "magnet")}
     with pytest.raises(ConfigError):
