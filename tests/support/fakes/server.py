@@ -350,6 +350,23 @@ COMMENT_MARKER = re.compile(r"<!-- dispatch-id: (\S+) -->")
 JOB_GAUGE = re.compile(r'^tembo_dispatch_jobs\{state="(\w+)"\} ([0-9.eE+-]+)$', re.MULTILINE)
 
 
+REPLICA_PATH = re.compile(r"^/r(\d+)(/.*)$")
+
+
+def per_replica(request: httpx.Request) -> tuple[int, httpx.Request]:
+    """A request to a fake served at one base URL per replica (`<url>/r<n>`), so the fake
+    knows who calls: the replica's number, and the request as the fake expects it."""
+    match = REPLICA_PATH.match(request.url.path)
+    assert match, f"{request.url.path} names no replica"
+    inner = httpx.Request(
+        request.method,
+        request.url.copy_with(path=match[2]),
+        headers=request.headers,
+        content=request.content,
+    )
+    return int(match[1]), inner
+
+
 def app_env(
     *,
     private_key: str,
@@ -393,8 +410,8 @@ class Delivery:
     body: bytes
 
     @classmethod
-    def labeled(cls, repo: str, number: int) -> Delivery:
-        body = json.dumps(payloads.labeled(repo=repo, number=number)).encode()
+    def labeled(cls, repo: str, number: int, sender: str = "Codertocat") -> Delivery:
+        body = json.dumps(payloads.labeled(repo=repo, number=number, sender=sender)).encode()
         return cls(str(uuid.uuid4()), "issues", body)
 
     @property
