@@ -27,21 +27,8 @@ import pytest
 
 from bot.adapters.store_postgres import PostgresStore
 from tests.support.app import KeyPair
+from tests.support.fakes import server
 from tests.support.fakes.github import FakeGitHub
-from tests.support.fakes.server import (
-    DISPATCH_LINE,
-    ISSUE_LINE,
-    AppProcess,
-    Delivery,
-    FakeServer,
-    Processes,
-    app_env,
-    free_port,
-    job_counts,
-    per_replica,
-    settled,
-    wait_until,
-)
 from tests.support.fakes.tembo import FakeTembo
 from tests.support.stores import fresh_database
 
@@ -83,12 +70,12 @@ class Killer:
 
     def __init__(self, tembo: FakeTembo) -> None:
         self.tembo = tembo
-        self.replicas: list[AppProcess] = []
+        self.replicas: list[server.AppProcess] = []
         self.fired = threading.Event()
         self.killed_dispatch: str | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        replica, inner = per_replica(request)
+        replica, inner = server.per_replica(request)
         response = self.tembo(inner)
         created = request.method == "POST" and response.status_code == 200
         if (
@@ -99,12 +86,14 @@ class Killer:
         ):
             self.replicas[VICTIM].kill()
             self.fired.set()
-            self.killed_dispatch = DISPATCH_LINE.findall(json.loads(request.content)["prompt"])[-1]
+            self.killed_dispatch = server.DISPATCH_LINE.findall(
+                json.loads(request.content)["prompt"]
+            )[-1]
         return response
 
 
 async def test_budgets_hold_across_three_replicas_and_a_kill_9_never_double_counts(
-    app_key: KeyPair, tmp_path: Path, postgres_url: str, processes: Processes
+    app_key: KeyPair, tmp_path: Path, postgres_url: str, processes: server.Processes
 ) -> None:
     deadline = time.monotonic() + TIMEOUT
 
@@ -119,28 +108,21 @@ async def test_budgets_hold_across_three_replicas_and_a_kill_9_never_double_coun
     tembo = FakeTembo()
     killer = Killer(tembo)
     deliveries = [
-        Delivery.labeled(REPOS[n % len(REPOS)], n, SENDERS[(n // len(REPOS)) % 2])
+        server.Delivery.labeled(REPOS[n % len(REPOS)], n, SENDERS[(n // len(REPOS)) % 2])
         for n in range(1, ISSUES + 1)
     ]
 
     with (
-        FakeServer(github) as github_server,
-        FakeServer(killer) as tembo_server,
+        server.FakeServer(github) as github_server,
+        server.FakeServer(killer) as tembo_server,
         processes.shown_on_failure(),
     ):
 
         def env(n: int) -> dict[str, str]:
-            return app_env(
-                private_key=app_key.private,
-                github=github,
-                github_server=github_server,
-                tembo=tembo,
-                tembo_url=f"{tembo_server.url}/r{n}",
-                database_url=postgres_url,
-                port=free_port(),
-                folder=tmp_path,
-                **OPERATOR,
+            fakes = server.Loopback(
+                app_key.private, github, github_server, tembo, f"{tembo_server.url}/r{n}"
             )
+            return fakes.env(postgres_url, tmp_path, **OPERATOR)
 
         for n in range(REPLICAS):
             killer.replicas.append(processes.start(f"replica-{n}", env(n)))
@@ -152,7 +134,7 @@ async def test_budgets_hold_across_three_replicas_and_a_kill_9_never_double_coun
         async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
             limit = anyio.CapacityLimiter(12)
 
-            async def send(delivery: Delivery, url: str) -> None:
+            async def send(delivery: server.Delivery, url: str) -> None:
                 async with limit:
                     answers[delivery.id].append(await delivery.send(client, url))
 
@@ -160,7 +142,7 @@ async def test_budgets_hold_across_three_replicas_and_a_kill_9_never_double_coun
                 for index, delivery in enumerate(deliveries):
                     group.start_soon(send, delivery, urls[index % REPLICAS])
                     await anyio.sleep(0.01)  # spread over the run, so the kill lands mid-way
-            await wait_until(killer.fired.is_set, left(), f"the kill at session {KILL_AT}")
+            await server.wait_until(killer.fired.is_set, left(), f"the kill at session {KILL_AT}")
             exit_code = killer.replicas[VICTIM].wait(10)
             again = processes.start("replica-1-again", env(VICTIM))
             await again.wait_ready(left())
@@ -173,10 +155,12 @@ async def test_budgets_hold_across_three_replicas_and_a_kill_9_never_double_coun
             seen: list[dict[str, int] | None] = [None]
 
             async def finished() -> bool:
-                seen[0] = await job_counts(client, urls[0])
-                return settled(seen[0], ISSUES)
+                seen[0] = await server.job_counts(client, urls[0])
+                return server.settled(seen[0], ISSUES)
 
-            await wait_until(finished, left(), f"all {ISSUES} jobs ended (last: {seen})", every=0.1)
+            await server.wait_until(
+                finished, left(), f"all {ISSUES} jobs ended (last: {seen})", every=0.1
+            )
             counts = seen[0]
         processes.stop_all()
         sessions: list[dict[str, Any]] = tembo_server.snapshot(lambda: list(tembo.sessions))
@@ -196,8 +180,8 @@ async def test_budgets_hold_across_three_replicas_and_a_kill_9_never_double_coun
     finally:
         await store.close()
 
-    per_dispatch = Counter(DISPATCH_LINE.findall(s["prompt"])[-1] for s in sessions)
-    per_repo = Counter(ISSUE_LINE.search(s["prompt"])[1] for s in sessions)  # type: ignore[index]
+    per_dispatch = Counter(server.DISPATCH_LINE.findall(s["prompt"])[-1] for s in sessions)
+    per_repo = Counter(server.ISSUE_LINE.search(s["prompt"])[1] for s in sessions)  # type: ignore[index]
     sent_by = {d.dispatch_id: SENDERS[(n // len(REPOS)) % 2] for n, d in enumerate(deliveries, 1)}
     per_sender = Counter(sent_by[ident] for ident in per_dispatch)
     print(

@@ -49,6 +49,19 @@ class Backend:
             await store.close()
 
 
+async def _server() -> tuple[str, asyncpg.Connection]:
+    """TEST_DATABASE_URL and a connection to it; the test is skipped, saying why, when the
+    server cannot be reached."""
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    try:
+        return url, await asyncpg.connect(url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pytest.skip(
+            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
+            "start it or point TEST_DATABASE_URL at one"
+        )
+
+
 @contextlib.asynccontextmanager
 async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
     """A fresh place for one test's data on `kind` (sqlite | postgres)."""
@@ -59,14 +72,7 @@ async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
         await sqlite.close_all()
         return
 
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        admin = await asyncpg.connect(url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(
-            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
-            "start it or point TEST_DATABASE_URL at one"
-        )
+    url, admin = await _server()
     schema = f"t_{uuid.uuid4().hex}"
     postgres = Backend("postgres", lambda: PostgresStore(url, schema=schema))
     try:
@@ -82,14 +88,7 @@ async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
 async def fresh_database() -> AsyncIterator[str]:
     """The URL of a new database on the TEST_DATABASE_URL server, for app processes that
     each connect on their own (CREATE DATABASE t_<hex>, dropped WITH (FORCE) at the end)."""
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        admin = await asyncpg.connect(url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(
-            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
-            "start it or point TEST_DATABASE_URL at one"
-        )
+    url, admin = await _server()
     name = f"t_{uuid.uuid4().hex}"
     try:
         await admin.execute(f"CREATE DATABASE {quote_ident(name)}")

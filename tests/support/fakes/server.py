@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -399,6 +399,23 @@ def app_env(
         "ENV_FILE": str(folder / ".env"),
         **extra,
     }
+
+
+@dataclass(frozen=True)
+class Loopback:
+    """The App's key and the fakes an app process talks to, served on loopback: what
+    every process of one test shares."""
+
+    private_key: str
+    github: FakeGitHub
+    github_server: FakeServer
+    tembo: FakeTembo
+    tembo_url: str
+
+    def env(self, database_url: str, folder: Path, **extra: str) -> dict[str, str]:
+        """`app_env` for one more process (on a port of its own)."""
+        fakes = {f.name: getattr(self, f.name) for f in fields(self)}  # the fields are its keys
+        return app_env(**fakes, database_url=database_url, port=free_port(), folder=folder, **extra)
 
 
 @dataclass(frozen=True)
