@@ -80,7 +80,7 @@ async def spent(
             await progress.write(dataclasses.replace(progress.journal, session=existing))
             return Outcome("again", "a lost answer had started the session", ctx.clock())
     name = display_name(decision.platform)
-    text = f"{_spent_words(name, failures, statuses)}; started on {display_name(after)} instead"
+    text = f"{spent_words(name, failures, statuses)}; started on {display_name(after)} instead"
     await _move(ctx, progress, decision, after, ident, text, error.message)
     # A fresh run of the job (the store starts its attempts again), on whichever replica
     # claims it: the next platform gets every attempt the worker allows.
@@ -130,7 +130,7 @@ _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times", 5: "five tim
 _TIMES |= {6: "six times", 7: "seven times", 8: "eight times", 9: "nine times", 10: "ten times"}
 
 
-def _spent_words(name: str, failures: int, statuses: tuple[int | None, ...]) -> str:
+def spent_words(name: str, failures: int, statuses: tuple[int | None, ...]) -> str:
     """ "Tembo answered 503 five times", or the last answers when they differed (or when
     only the last ones are kept)."""
     times = _TIMES.get(failures, f"{failures} times")
