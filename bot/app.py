@@ -114,6 +114,7 @@ def create_app(
                 platforms=platforms or registry.platform_factory(settings, client),
                 clock=clock,
                 metrics=metrics,
+                max_attempts=settings.max_attempts,
             )
             handler = Handler(ctx, RepoConfig.defaults(settings))
             runtime.worker = Worker(

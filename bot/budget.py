@@ -277,7 +277,10 @@ class Budget:
                 queue.waiters.clear()
                 return
             if retry_at is None:
-                heapq.heappop(queue.waiters)
+                # The grant is the head's that was asked for: a caller of higher priority
+                # that queued during the call is now first and must stay queued.
+                queue.waiters.remove(head)
+                heapq.heapify(queue.waiters)
                 if not head.future.done():
                     head.future.set_result(None)
                 continue

@@ -109,6 +109,32 @@ def fallback_to(
     starting a second one elsewhere would run the work twice."""
     if creates_unknown > 0 or status not in FALLBACK_STATUSES:
         return None
+    return _next(current, fallback, tried)
+
+
+def down(status: int | None) -> bool:
+    """A failure of the platform itself that retrying might have fixed: no answer (None),
+    408 or 5xx. Not 429: a platform asking us to slow down is up."""
+    return status is None or status == 408 or status >= 500
+
+
+def fallback_when_spent(
+    current: str,
+    fallback: tuple[str, ...],
+    tried: tuple[str, ...],
+    statuses: tuple[int | None, ...],
+) -> str | None:
+    """The platform to try once every attempt the worker allows is spent on `current`,
+    whose creates failed with `statuses` (the last ones, oldest first), or None.
+
+    Only when each of them was the platform being down. The caller makes sure no create's
+    outcome is unknown (a lost answer the platform's lookup has not proven absent)."""
+    if not statuses or not all(down(status) for status in statuses):
+        return None
+    return _next(current, fallback, tried)
+
+
+def _next(current: str, fallback: tuple[str, ...], tried: tuple[str, ...]) -> str | None:
     spent = {current, *tried}
     return next((name for name in fallback if name not in spent), None)
 

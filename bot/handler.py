@@ -44,15 +44,16 @@ class Handler:
     async def config(self, installation_id: int, repo: Repository) -> RepoConfig:
         """Operator defaults, then the org's `.github` repository, then the repository's own
         file (default branch); raises `ConfigError` for a file with problems."""
-        layers = []
-        sources = [f"{repo.owner}/{ORG_REPO}", repo.full_name]
-        if repo.name == ORG_REPO:
-            sources = sources[1:]
+        org_source = f"{repo.owner}/{ORG_REPO}"
+        # The org's own `.github` repository: its file is the org layer, not a repository's.
+        sources = [org_source] if repo.name == ORG_REPO else [org_source, repo.full_name]
+        layers: dict[str, dict[str, Any]] = {}
         for source in sources:
             text = await self.ctx.github.read_file(installation_id, source, PATH)
             if text is not None:
-                layers.append(parse_layer(text, f"{source}:{PATH}"))
-        config = merge(self.defaults, *layers)
+                layers[source] = parse_layer(text, f"{source}:{PATH}")
+        own = None if repo.name == ORG_REPO else layers.get(repo.full_name)
+        config = merge(self.defaults, layers.get(org_source, {}), own=own)
         await note_config(self.ctx.store, installation_id, repo.full_name, config, self.ctx.clock())
         return config
 

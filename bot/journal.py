@@ -74,6 +74,14 @@ class Journal:
     fanout: Mapping[str, Journal] = field(default_factory=dict)
     # A fan-out platform that said no for good (or had no budget): why, as its row shows.
     refused: str | None = None
+    # Creates on the current platform that failed with a passing fault (5xx, 429, no
+    # answer), and the statuses of the last `KEEP_STATUSES` (None: no answer), so that
+    # whichever replica runs the last attempt decides the same fallback and says why.
+    create_failures: int = 0
+    create_statuses: tuple[int | None, ...] = ()
+
+
+KEEP_STATUSES = 10
 
 
 def load(data: Mapping[str, Any]) -> Journal:
@@ -104,7 +112,7 @@ def load(data: Mapping[str, Any]) -> Journal:
     if isinstance(values.get("session"), dict):
         session = values["session"]
         values["session"] = Session(**{**session, "notes": tuple(session.get("notes") or ())})
-    for name in ("stopped", "tried", "fell_back"):
+    for name in ("stopped", "tried", "fell_back", "create_statuses"):
         if name in values:
             values[name] = tuple(values[name] or ())
     if "platform_steps" in values:

@@ -50,7 +50,7 @@ class RepoConfig:
 
     @classmethod
     def defaults(cls, settings: Settings) -> RepoConfig:
-        return cls(platform=settings.default_platform)
+        return cls(platform=settings.default_platform, limits=settings.limits)
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -210,12 +210,25 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
     return layer
 
 
-def merge(base: RepoConfig, *layers: dict[str, Any]) -> RepoConfig:
-    """`base` with each layer's keys applied in order (later wins)."""
+def merge(
+    base: RepoConfig, *layers: dict[str, Any], own: dict[str, Any] | None = None
+) -> RepoConfig:
+    """`base` with each layer's keys applied in order (later wins), then `own`, the
+    repository's own file: it may lower `limits.per_org_per_day` but never raise it above
+    what the layers under it set (the organisation's budget is not one repository's to
+    grow; null there would lift it altogether)."""
     merged: dict[str, Any] = {}
     limits = base.limits
     for layer in layers:
         merged.update(layer)
         # A layer names only the limits it sets; the others come from the layers below.
         limits = dataclasses.replace(limits, **layer.get("limits", {}))
+    if own is not None:
+        ceiling = limits.per_org_per_day
+        merged.update(own)
+        limits = dataclasses.replace(limits, **own.get("limits", {}))
+        if ceiling is not None:
+            mine = limits.per_org_per_day
+            lowered = ceiling if mine is None else min(mine, ceiling)
+            limits = dataclasses.replace(limits, per_org_per_day=lowered)
     return dataclasses.replace(base, **{**merged, "limits": limits})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import platforms
+from bot.fleet import LIMIT_NAMES, Limits
 
 PLATFORMS = platforms.NAMES
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -160,6 +161,9 @@ class Settings:
     platform_env: PlatformEnv = field(default_factory=PlatformEnv.of)
 
     default_platform: str = "tembo"
+    # The operator's `limits:` (LIMITS_PER_USER_PER_DAY …): the layer under every
+    # organisation's and repository's file.
+    limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
     log_format: str = "json"
 
@@ -288,6 +292,18 @@ class Settings:
         scope = (get("GITHUB_CONTENT_SCOPE") or "app").lower()
         if scope not in SCOPES:
             problems.append(f"GITHUB_CONTENT_SCOPE={scope!r} is not one of {', '.join(SCOPES)}")
+        limits: dict[str, int] = {}
+        for name in LIMIT_NAMES:
+            variable = limit_variable(name)
+            raw = get(variable)
+            if raw is None:
+                continue
+            if not raw.isdigit():
+                problems.append(
+                    f"{variable}={raw!r} must be a whole number (0 or more); unset it for no limit"
+                )
+                continue
+            limits[name] = int(raw)
         settings = cls(
             app_id=get("APP_ID"),
             private_key=Secret(private_key) if private_key else None,
@@ -306,6 +322,7 @@ class Settings:
                 problems,
             ),
             default_platform=default_platform,
+            limits=Limits(**limits),
             log_level=log_level,
             log_format=log_format,
             worker_concurrency=int(number("WORKER_CONCURRENCY", 16, int)),
@@ -335,6 +352,11 @@ class Settings:
         return found + self.platform_env.secrets()
 
 
+def limit_variable(name: str) -> str:
+    """The variable of one `limits:` key: per_org_per_day -> LIMITS_PER_ORG_PER_DAY."""
+    return f"LIMITS_{name.upper()}"
+
+
 # Every variable `Settings.from_env` reads, for deployment files and their tests.
 ENV_VARS = (
     "APP_ID",
@@ -351,6 +373,7 @@ ENV_VARS = (
     "PORT",
     "DATABASE_URL",
     "DEFAULT_PLATFORM",
+    *(limit_variable(name) for name in LIMIT_NAMES),
     "LOG_LEVEL",
     "LOG_FORMAT",
     "WORKER_CONCURRENCY",

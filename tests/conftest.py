@@ -15,7 +15,7 @@ from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, running
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.server import Processes
 from tests.support.fakes.tembo import FakeTembo
-from tests.support.stores import Backend, open_backend
+from tests.support.stores import Backend, fresh_database, open_backend
 
 
 @pytest.fixture
@@ -86,3 +86,14 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     found = Processes(tmp_path)
     yield found
     found.stop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """DATABASE_URL for app processes, once on each store: a SQLite file, or a fresh
+    PostgreSQL database (skipped, saying why, when the server is unreachable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+        return
+    async with fresh_database() as url:
+        yield url

@@ -56,6 +56,9 @@ class Context:
     platforms: PlatformFactory
     clock: Callable[[], float]
     metrics: Metrics | None = None
+    # The worker's MAX_ATTEMPTS: on a job's last attempt a dispatch whose platform is down
+    # moves to the next `fallback:` platform instead of being given up.
+    max_attempts: int = 8
 
 
 def dispatch_id(job: Job) -> str:

@@ -80,7 +80,12 @@ async def dispatch(
         except PlatformError as exc:
             await settle(reacting, cancel=True)
             if exc.transient:
-                raise
+                moved = await limits.spent(
+                    ctx, progress, decision, config, platform, request, exc, ident
+                )
+                if moved is None:
+                    raise
+                return moved
             journal = progress.journal
             after = fleet.fallback_to(
                 decision.platform,

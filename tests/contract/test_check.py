@@ -262,27 +262,41 @@ async def test_a_database_password_is_never_printed(
     assert "hunter2" not in "\n".join(lines)
 
 
-def test_the_command_line_exits_non_zero_on_a_failed_check(tmp_path: Path) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        # Loopback port 9: refused at once, nothing leaves the machine.
-        "GITHUB_API_URL": "http://127.0.0.1:9/api/v3",
-        "GITHUB_URL": "http://127.0.0.1:9",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-        "DEFAULT_PLATFORM": "dry-run",
-    }
-    done = subprocess.run(
+def check_process(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bot check` in a child process with only `env` (and PATH, HOME, a
+    throwaway SQLite database)."""
+    return subprocess.run(
         [sys.executable, "-m", "bot", "check"],
         cwd=ROOT,
-        env=env,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+
+
+def test_the_command_line_exits_non_zero_on_a_failed_check(tmp_path: Path) -> None:
+    done = check_process(
+        tmp_path,
+        # Loopback port 9: refused at once, nothing leaves the machine.
+        GITHUB_API_URL="http://127.0.0.1:9/api/v3",
+        GITHUB_URL="http://127.0.0.1:9",
+        DEFAULT_PLATFORM="dry-run",
     )
     assert done.returncode == 1, done.stderr
     lines = done.stdout.splitlines()
     assert line(lines, "GITHUB_API_URL http://127.0.0.1:9/api/v3 cannot be reached")
     assert line(lines, "GITHUB_URL http://127.0.0.1:9 goes with").startswith("✓")
     assert line(lines, "DEFAULT_PLATFORM=dry-run").startswith("✓")
+
+
+def test_the_command_line_names_a_bad_operator_limit(tmp_path: Path) -> None:
+    done = check_process(tmp_path, LIMITS_PER_ORG_PER_DAY="lots")
+    assert done.returncode == 2
+    assert "LIMITS_PER_ORG_PER_DAY='lots' must be a whole number (0 or more)" in done.stderr

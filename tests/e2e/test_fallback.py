@@ -108,3 +108,23 @@ async def test_never_falls_back_after_a_create_whose_outcome_is_unknown(
     assert len(sent) == 2
     assert agen.requests == []
     assert [r.kind for r in await harness.runtime.store.usage(0)] == ["refusal"]
+
+
+async def test_timeouts_on_every_attempt_fall_back_once_the_lookup_proves_nothing_started(
+    harness_with_agen: Harness, agen: FakeAgen
+) -> None:
+    """Each create times out before Tembo acts on it; each lookup (search by dispatch id)
+    finds nothing, so the last attempt's unknown outcome is proven absent."""
+    harness = harness_with_agen
+
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    harness.tembo.fault = creates(timeout)
+    await label(harness)
+    assert harness.tembo.sessions == []
+    assert len(agen.sessions) == 1
+    [comment] = harness.github.app_comments(REPO, 1)
+    assert "Tembo gave no answer three times; started on Agen instead" in comment.body
+    searches = harness.tembo.calls.count(("GET", "/session/search"))
+    assert searches == 3  # before the 2nd and 3rd creates, and before falling back

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from tests.support.app import Harness, signed_headers
 from tests.support.fakes import error, route
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
+from tests.support.stores import Backend
 
 pytestmark = pytest.mark.anyio
 ISSUES = int(os.environ.get("SOAK_ISSUES", "200"))
@@ -30,9 +30,9 @@ ISSUES = int(os.environ.get("SOAK_ISSUES", "200"))
 
 @pytest.fixture
 async def faulty(
-    settings: Settings, github: FakeGitHub, tembo: FakeTembo, tmp_path: Path
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo, backend: Backend
 ) -> AsyncIterator[Harness]:
-    """The app with a seeded fault plan on both fakes."""
+    """The app with a seeded fault plan on both fakes, on each store."""
     rng = random.Random(20261126)
     secondary_limit_sent = [False]
 
@@ -65,7 +65,7 @@ async def faulty(
     tembo.fault = tembo_fault
     tuned = settings.replace(max_attempts=25, worker_concurrency=8)
     http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
-    app = create_app(tuned, http=http, content_per_minute=0)
+    app = create_app(tuned, http=http, store=backend.open(), content_per_minute=0)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -106,6 +106,15 @@ async def test_dense_faults_still_give_one_session_and_one_link_per_issue(
     assert len(comments) == ISSUES
     assert len(linked) == ISSUES
     assert counts == {"done": ISSUES}
+    # The usage ledger: one dispatch row per session the platform holds, naming it, and
+    # none for a create whose answer was lost and was then found by the lookup twice.
+    rows = await runtime_of(faulty.app).store.usage(0)
+    dispatched = [r for r in rows if r.kind == "dispatch"]
+    assert sorted(r.session_id for r in dispatched) == sorted(
+        s["id"] for s in faulty.tembo.sessions
+    )
+    assert sorted(r.dispatch_id or "" for r in dispatched) == sorted(per_dispatch)
+    assert [r.kind for r in rows if r.kind != "dispatch"] == []
 
 
 async def test_the_same_delivery_fifty_times_at_once_makes_one_session(harness: Harness) -> None:

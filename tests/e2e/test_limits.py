@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from bot.app import create_app
+from bot.fleet import Limits
 from bot.settings import Settings
 from tests.support import payloads
-from tests.support.app import Harness
+from tests.support.app import Harness, running
 from tests.support.fakes import route
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
@@ -91,6 +92,38 @@ async def test_a_refused_create_gives_its_budget_back(harness: Harness) -> None:
     await harness.deliver("issues", payloads.labeled(repo=REPO, number=2))
     await harness.settle()
     assert len(harness.tembo.sessions) == 1
+
+
+async def test_a_repository_file_cannot_raise_the_org_budget_the_org_or_operator_set(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    """The operator allows 3 a day per repository; the org's `.github` caps the org at 2;
+    a repository's own file asking for 100 a day in the org gets the org's 2."""
+    github.files[("acme/.github", CONFIG)] = "limits:\n  per_org_per_day: 2\n"
+    github.files[(REPO, CONFIG)] = "limits:\n  per_org_per_day: 100\n"
+    github.permissions[(REPO, "Codertocat")] = "write"
+    operator = settings.replace(limits=Limits(per_repo_per_day=3))
+    async with running(operator, github, tembo) as harness:
+        for number in (1, 2, 3):
+            await harness.deliver("issues", payloads.labeled(repo=REPO, number=number))
+            await harness.settle()
+    assert len(tembo.sessions) == 2
+    [refusal] = github.app_comments(REPO, 3)
+    assert "`limits.per_org_per_day`" in refusal.body
+    assert "(2 of 2)" in refusal.body
+
+
+async def test_the_operator_limits_hold_where_no_file_sets_one(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    github.permissions[(REPO, "Codertocat")] = "write"
+    async with running(settings.replace(limits=Limits(per_user_per_day=1)), github, tembo) as h:
+        for number in (1, 2):
+            await h.deliver("issues", payloads.labeled(repo=REPO, number=number))
+            await h.settle()
+    assert len(tembo.sessions) == 1
+    [refusal] = github.app_comments(REPO, 2)
+    assert "`limits.per_user_per_day`" in refusal.body
 
 
 @pytest.fixture

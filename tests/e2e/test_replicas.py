@@ -14,7 +14,6 @@ server cannot be reached. Figures are printed for the record (run with -s).
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import Counter
@@ -38,6 +37,7 @@ from tests.support.fakes.server import (
     assert_exactly_once,
     free_port,
     job_counts,
+    per_replica,
     settled,
     tally,
     wait_until,
@@ -57,7 +57,6 @@ AHEAD = 150  # deliveries sent ahead of the sessions created: some are in flight
 SENDERS = 12  # deliveries in flight at once
 REPOS = tuple(f"acme/replica-{n}" for n in range(6))
 TIMEOUT = 50.0  # for the whole run; each wait below is bounded by what is left of it
-REPLICA_PATH = re.compile(r"^/r(\d+)(/.*)$")
 
 
 @pytest.fixture
@@ -90,15 +89,7 @@ class ReplicaTembo:
         return None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        match = REPLICA_PATH.match(request.url.path)
-        assert match, f"{request.url.path} names no replica"
-        replica = int(match[1])
-        inner = httpx.Request(
-            request.method,
-            request.url.copy_with(path=match[2]),
-            headers=request.headers,
-            content=request.content,
-        )
+        replica, inner = per_replica(request)
         if request.method == "GET":
             self.lists[replica] += 1
         response = self.tembo(inner)  # may raise: a lost answer

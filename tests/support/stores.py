@@ -49,6 +49,19 @@ class Backend:
             await store.close()
 
 
+async def _server() -> tuple[str, asyncpg.Connection]:
+    """TEST_DATABASE_URL and a connection to it; the test is skipped, saying why, when the
+    server cannot be reached."""
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    try:
+        return url, await asyncpg.connect(url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pytest.skip(
+            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
+            "start it or point TEST_DATABASE_URL at one"
+        )
+
+
 @contextlib.asynccontextmanager
 async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
     """A fresh place for one test's data on `kind` (sqlite | postgres)."""
@@ -84,16 +97,3 @@ async def fresh_database() -> AsyncIterator[str]:
         # FORCE: connections of an app killed with -9 may not be gone yet.
         await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
         await admin.close()
-
-
-async def _server() -> tuple[str, asyncpg.Connection]:
-    """TEST_DATABASE_URL and a connection to it; the test is skipped, saying why, when the
-    server is unreachable."""
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    try:
-        return url, await asyncpg.connect(url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(
-            f"PostgreSQL at {without_password(url)} unreachable: {exc!r}; "
-            "start it or point TEST_DATABASE_URL at one"
-        )

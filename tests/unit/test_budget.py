@@ -152,6 +152,32 @@ async def test_a_pause_holds_every_caller_until_it_ends() -> None:
     assert short.value.retry_at == pytest.approx(clock.now + 30.0)
 
 
+async def test_a_higher_priority_caller_arriving_while_the_store_is_asked_is_not_lost() -> None:
+    """The store is asked for a reply's slot; a link comment queues meanwhile and becomes
+    the head. Both must get their slot (the grant went to the one asked for)."""
+    store = MemoryStore()
+    budget = Budget(store, Limits())
+    asked = asyncio.Event()
+    answer = asyncio.Event()
+    plain = store.take_budget
+
+    async def slow_take(
+        key: str, clock: Callable[[], float], windows: BudgetWindows
+    ) -> float | None:
+        asked.set()
+        await answer.wait()
+        return await plain(key, clock, windows)
+
+    store.take_budget = slow_take  # type: ignore[method-assign]
+    reply = asyncio.create_task(budget.take("app:1", Priority.REPLY))
+    await asked.wait()
+    link = asyncio.create_task(budget.take("app:1", Priority.LINK))
+    await asyncio.sleep(0)
+    answer.set()
+    await asyncio.wait_for(asyncio.gather(reply, link), timeout=5)
+    assert len(store.grants["app:1"]) == 2
+
+
 async def test_a_parked_job_gives_its_slot_to_the_next_job() -> None:
     slots = Slots(busy=1, parked=1)
     await slots.acquire()

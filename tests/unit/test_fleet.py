@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot import fleet, policy
+from bot.actions.limits import spent_words
 from bot.commands import CommandError, Problem, parse
 from bot.events import Comment, CommentEvent, Issue, Repository, User
 from bot.repo_config import ConfigError, RepoConfig, merge, parse_layer
@@ -107,7 +108,41 @@ def test_fallback_only_on_refusals_retrying_cannot_fix(
     assert fleet.fallback_to("tembo", ("agen", "magnet"), tried, status, unknown) == after
 
 
+@pytest.mark.parametrize(
+    ("statuses", "tried", "after"),
+    [
+        ((503, 503, 503), (), "agen"),
+        ((500, None, 502, 408), (), "agen"),  # no answer and 408 are the platform down too
+        ((503,), ("agen",), "magnet"),
+        ((429, 503, 503), (), None),  # a 429 says it is up, asking us to wait
+        ((503, 400), (), None),
+        ((), (), None),
+        ((503, 503), ("agen", "magnet"), None),  # nothing left to try
+    ],
+)
+def test_fallback_when_spent_only_when_every_failure_was_the_platform_down(
+    statuses: tuple[int | None, ...], tried: tuple[str, ...], after: str | None
+) -> None:
+    assert fleet.fallback_when_spent("tembo", ("agen", "magnet"), tried, statuses) == after
+
+
 def test_fallback_lists_only_known_platforms() -> None:
     assert parse_layer("fallback: [agen, magnet]\n", "repo") == {"fallback": ("agen", "magnet")}
     with pytest.raises(ConfigError):
         parse_layer("fallback: [nowhere]\n", "repo")
+
+
+@pytest.mark.parametrize(
+    ("failures", "statuses", "words"),
+    [
+        (5, (503,) * 5, "Tembo answered 503 five times"),
+        (2, (None, None), "Tembo gave no answer twice"),
+        (3, (503, None, 502), "Tembo failed three times (last answers: 503, no answer, 502)"),
+        # More failures than statuses kept: the count is said, not a sameness not seen.
+        (12, (503,) * 10, "Tembo failed 12 times (last answers: 503, 503, 503, 503, 503)"),
+    ],
+)
+def test_the_comment_says_how_the_platform_failed(
+    failures: int, statuses: tuple[int | None, ...], words: str
+) -> None:
+    assert spent_words("Tembo", failures, statuses) == words

@@ -70,8 +70,15 @@ def test_a_journal_survives_its_round_trip_through_json() -> None:
         platform_steps={"recoup.session": "abc"},
         stopped=("gh-1",),
         creates_unknown=2,
+        create_failures=3,
+        create_statuses=(503, None, 502),
     )
     assert load(dump(journal)) == journal
+
+
+def test_a_row_from_before_create_failures_were_counted_loads_with_none_counted() -> None:
+    journal = load({"version": 2, "pin": {"kind": "dispatch", "platform": "tembo"}})
+    assert (journal.create_failures, journal.create_statuses) == (0, ())
 
 
 def test_a_misspelt_field_is_refused_not_stored() -> None:

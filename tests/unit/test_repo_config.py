@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.fleet import Limits
 from bot.repo_config import ConfigError, RepoConfig, merge, parse_layer
 from bot.settings import Settings
 
@@ -131,3 +132,33 @@ def test_a_platform_list_must_be_known_names_without_repeats(text: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_layer(text, "t")
     assert "`platform` (line 1)" in str(raised.value)
+
+
+def test_operator_limits_are_the_layer_under_the_org_and_the_repository() -> None:
+    base = RepoConfig.defaults(Settings(limits=Limits(per_org_per_day=50, per_repo_per_day=9)))
+    org = parse_layer("limits:\n  per_user_per_day: 4\n", "org")
+    repo = parse_layer("limits:\n  per_repo_per_day: 3\n", "repo")
+    assert merge(base, org, own=repo).limits == Limits(
+        per_user_per_day=4, per_repo_per_day=3, per_org_per_day=50
+    )
+
+
+@pytest.mark.parametrize(
+    ("operator", "org", "repo", "expected"),
+    [
+        (None, "", "per_org_per_day: 500", 500),  # nothing under it: the repository sets it
+        (100, "", "per_org_per_day: 500", 100),  # cannot raise the operator's
+        (100, "", "per_org_per_day: null", 100),  # nor lift it with null
+        (100, "", "per_org_per_day: 10", 10),  # may lower it
+        (100, "per_org_per_day: 300", "per_org_per_day: 1000", 300),  # the org may raise
+        (None, "per_org_per_day: 30", "per_org_per_day: 31", 30),
+        (None, "per_org_per_day: 30", "per_repo_per_day: 2", 30),
+    ],
+)
+def test_a_repository_may_lower_per_org_per_day_but_never_raise_it(
+    operator: int | None, org: str, repo: str, expected: int
+) -> None:
+    base = RepoConfig.defaults(Settings(limits=Limits(per_org_per_day=operator)))
+    org_layer = parse_layer(f"limits:\n  {org}\n" if org else "", "org")
+    own = parse_layer(f"limits:\n  {repo}\n", "repo")
+    assert merge(base, org_layer, own=own).limits.per_org_per_day == expected

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.fleet import Limits
 from bot.settings import Secret, Settings, SettingsError
 
 
@@ -72,3 +73,14 @@ def test_quotes_a_dotenv_file_carries_are_taken_off() -> None:
     settings = Settings.from_env({"APP_ID": '"123"', "WEBHOOK_SECRET": "'s'"})
     assert settings.app_id == "123"
     assert [s.reveal() for s in settings.webhook_secrets] == ["s"]
+
+
+def test_operator_limits_come_from_the_environment_and_bad_ones_are_named() -> None:
+    settings = Settings.from_env(
+        {"LIMITS_PER_ORG_PER_DAY": "200", "LIMITS_CONCURRENT_PER_REPO": "0"}
+    )
+    assert settings.limits == Limits(per_org_per_day=200, concurrent_per_repo=0)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"LIMITS_PER_USER_PER_DAY": "-1", "LIMITS_PER_REPO_PER_DAY": "ten"})
+    assert "LIMITS_PER_USER_PER_DAY='-1' must be a whole number" in str(caught.value)
+    assert "LIMITS_PER_REPO_PER_DAY='ten'" in str(caught.value)

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -350,6 +350,23 @@ COMMENT_MARKER = re.compile(r"<!-- dispatch-id: (\S+) -->")
 JOB_GAUGE = re.compile(r'^tembo_dispatch_jobs\{state="(\w+)"\} ([0-9.eE+-]+)$', re.MULTILINE)
 
 
+REPLICA_PATH = re.compile(r"^/r(\d+)(/.*)$")
+
+
+def per_replica(request: httpx.Request) -> tuple[int, httpx.Request]:
+    """A request to a fake served at one base URL per replica (`<url>/r<n>`), so the fake
+    knows who calls: the replica's number, and the request as the fake expects it."""
+    match = REPLICA_PATH.match(request.url.path)
+    assert match, f"{request.url.path} names no replica"
+    inner = httpx.Request(
+        request.method,
+        request.url.copy_with(path=match[2]),
+        headers=request.headers,
+        content=request.content,
+    )
+    return int(match[1]), inner
+
+
 def app_env(
     *,
     private_key: str,
@@ -388,6 +405,23 @@ def app_env(
 
 
 @dataclass(frozen=True)
+class Loopback:
+    """The App's key and the fakes an app process talks to, served on loopback: what
+    every process of one test shares."""
+
+    private_key: str
+    github: FakeGitHub
+    github_server: FakeServer
+    tembo: FakeTembo
+    tembo_url: str
+
+    def env(self, database_url: str, folder: Path, **extra: str) -> dict[str, str]:
+        """`app_env` for one more process (on a port of its own)."""
+        fakes = {f.name: getattr(self, f.name) for f in fields(self)}  # the fields are its keys
+        return app_env(**fakes, database_url=database_url, port=free_port(), folder=folder, **extra)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One signed webhook delivery, ready to be sent (and sent again) as is."""
 
@@ -396,8 +430,8 @@ class Delivery:
     body: bytes
 
     @classmethod
-    def labeled(cls, repo: str, number: int) -> Delivery:
-        body = json.dumps(payloads.labeled(repo=repo, number=number)).encode()
+    def labeled(cls, repo: str, number: int, sender: str = "Codertocat") -> Delivery:
+        body = json.dumps(payloads.labeled(repo=repo, number=number, sender=sender)).encode()
         return cls(str(uuid.uuid4()), "issues", body)
 
     @property
