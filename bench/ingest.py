@@ -47,6 +47,7 @@ from typing import Any
 from bench import report
 from bench.loadgen import MEASURING
 from bench.processes import HOST, ROOT, Server, child_env, free_port
+from bot.serve import STOP_GRACE
 
 SECRET = "bench-webhook-secret"
 PROBOT_DIR = Path(__file__).resolve().parent / "probot"
@@ -587,7 +588,8 @@ def run(
             for target in live:
                 entry, server = target.entry, target.server
                 entry["peak_rss_mb"] = round(server.peak_rss_mb(), 1)
-                entry["exit_code"] = server.stop()
+                # The app drains for up to STOP_GRACE after SIGTERM; a busy worker may need it.
+                entry["exit_code"] = server.stop(grace=STOP_GRACE + 10)
                 if entry["exit_code"] not in (0, None, -15):  # uvicorn re-raises SIGTERM
                     entry["log_tail"] = server.log_tail()
                 entry["accepted"] = sum(r["accepted_total"] for r in entry["runs"]) + entry.get(
