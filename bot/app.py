@@ -26,7 +26,7 @@ from bot import platforms as registry
 from bot.actions import Context
 from bot.adapters.github import GitHubClient
 from bot.adapters.store import open_store
-from bot.budget import Budget
+from bot.budget_queue import Budget
 from bot.handler import Handler
 from bot.ingest import Ingest
 from bot.logs import log

@@ -1,5 +1,6 @@
-"""GitHub's content budget: 80 content-creating calls a minute and 500 an hour, shared
-through the store by every replica; and the primary limit, watched per installation.
+"""GitHub's content budget, the rule: 80 content-creating calls a minute and 500 an hour,
+how each window is counted (`take`, pure, which every store runs), and the worker slots a
+job parks in while it waits. The queue that waits for a slot is `budget_queue`.
 
 GitHub documents both figures for content-generating requests ("no more than 80 …
 per minute and no more than 500 … per hour", REST API, "Rate limits for the REST API",
@@ -7,7 +8,7 @@ secondary rate limits) and counts them per acting identity. An App's installatio
 act as its bot user, so by default there is one budget for the whole App (key `app:<id>`);
 `GITHUB_CONTENT_SCOPE=installation` gives each installation its own.
 
-How a slot is taken, and why this way:
+How a slot is granted, and why this way:
 
 - The store keeps, per key, the times of the grants of the last hour and a pause. Taking
   a slot is one call into the store (one round trip: a function on PostgreSQL, one
@@ -17,19 +18,15 @@ How a slot is taken, and why this way:
 - Each window is counted a little longer than GitHub's (`MARGIN`): a call reaches GitHub
   some milliseconds after its grant, and two calls a window apart must not land inside
   one window because the first was slower.
-- Priority: in each process, callers wait in one queue per key, highest priority first
-  (then first come); only the head asks the store, so a process costs one round trip per
-  grant, and a waiting link comment is never overtaken by an edit of the same process.
-  Across replicas the store cannot see who waits elsewhere, so lower priorities may not
-  use the top of each window (`RESERVE`): under sustained pressure the windows stay full
-  of link comments, and replies and edits wait until links stop. The price is that edits
-  alone never use the last quarter of a window. A ledger of "who waits" in the store
-  would avoid that, at the cost of a write per waiter and a stale entry per crash.
-- A 403/429 that says to wait pauses the key in the store: every caller of every replica
-  waits until then.
+- Within a process callers queue by priority (`budget_queue`); across replicas the store
+  cannot see who waits elsewhere, so lower priorities may not use the top of each window
+  (`RESERVE`): under sustained pressure the windows stay full of link comments, and
+  replies and edits wait until links stop. The price is that edits alone never use the
+  last quarter of a window. A ledger of "who waits" in the store would avoid that, at the
+  cost of a write per waiter and a stale entry per crash.
 
-This module decides and waits; it makes no HTTP call. `Slots` lets the worker count a job
-that waits here as parked, not busy, so sessions never wait on GitHub's comment budget.
+Nothing here makes a call. `Slots` lets the worker count a job that waits for a slot as
+parked, not busy, so sessions never wait on GitHub's comment budget.
 """
 
 from __future__ import annotations
@@ -37,15 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import heapq
-import itertools
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 
-from bot.ports import BudgetShort, BudgetWindows, Priority
+from bot.ports import BudgetWindows, Priority
 
 # A window is counted this much longer than GitHub's (a fraction of it, at least 250 ms):
 # the spread of the delay between a grant and its call reaching GitHub must fit in it.
@@ -125,14 +118,6 @@ def budget_key(scope: str, app_id: str | None, installation_id: int) -> str:
     return f"app:{app_id or '-'}"
 
 
-class BudgetStore(Protocol):
-    async def take_budget(
-        self, key: str, clock: Callable[[], float], windows: BudgetWindows
-    ) -> float | None: ...
-
-    async def pause_budget(self, key: str, until: float) -> None: ...
-
-
 # -- waiting without holding a worker slot ------------------------------------------
 
 
@@ -186,168 +171,3 @@ async def parked() -> AsyncIterator[None]:
         return
     async with slots.parking():
         yield
-
-
-# -- the budget of this process, over the store --------------------------------------
-
-
-@dataclass(order=True)
-class _Waiter:
-    priority: int
-    seq: int
-    future: asyncio.Future[None] = field(compare=False)
-
-
-@dataclass
-class _Queue:
-    waiters: list[_Waiter] = field(default_factory=list)
-    driver: asyncio.Task[None] | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    retry_at: float = 0.0  # when the head was told to try again
-
-
-class Budget:
-    """Slots of GitHub's content budget for this process's callers, taken from the store.
-
-    `take(key, priority)` returns once a slot is granted (or raises `BudgetShort` at once
-    when told not to wait); `pause(key, seconds)` stops every replica's grants for that
-    long. `on_wait(seconds)` hears of each wait, for metrics.
-    """
-
-    def __init__(
-        self,
-        store: BudgetStore,
-        limits: Limits,
-        *,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        on_wait: Callable[[float], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.limits = limits
-        self._clock = clock
-        self._on_wait = on_wait
-        self._queues: dict[str, _Queue] = {}
-        self._seq = itertools.count()
-        self._sleep = sleep
-
-    async def take(self, key: str, priority: Priority, *, wait: bool = True) -> None:
-        queue = self._queues.setdefault(key, _Queue())
-        if not wait:
-            # Never ahead of this process's waiters: they are first in line (and at least
-            # as important: only follow-through edits do not wait).
-            if any(not w.future.done() for w in queue.waiters):
-                raise BudgetShort(max(queue.retry_at, self._clock()))
-            retry_at = await self.store.take_budget(key, self._clock, self.limits.windows(priority))
-            if retry_at is not None:
-                raise BudgetShort(retry_at)
-            return
-        started = self._clock()
-        waiter = _Waiter(int(priority), next(self._seq), asyncio.get_running_loop().create_future())
-        heapq.heappush(queue.waiters, waiter)
-        queue.wake.set()  # a new head may be allowed sooner (a smaller reserve)
-        if queue.driver is None or queue.driver.done():
-            queue.driver = asyncio.create_task(self._drive(key, queue))
-        async with parked():
-            try:
-                await asyncio.shield(waiter.future)
-            except asyncio.CancelledError:
-                waiter.future.cancel()
-                raise
-        waited = self._clock() - started
-        if waited > 0 and self._on_wait is not None:
-            self._on_wait(waited)
-
-    async def _drive(self, key: str, queue: _Queue) -> None:
-        """Ask the store for the head of the queue until the queue is empty."""
-        while queue.waiters:
-            head = queue.waiters[0]
-            if head.future.done():  # its caller gave up
-                heapq.heappop(queue.waiters)
-                continue
-            try:
-                retry_at = await self.store.take_budget(
-                    key, self._clock, self.limits.windows(Priority(head.priority))
-                )
-            except Exception as exc:
-                # The store is unreachable: every waiter fails now (its job is retried).
-                for waiter in queue.waiters:
-                    if not waiter.future.done():
-                        waiter.future.set_exception(exc)
-                queue.waiters.clear()
-                return
-            if retry_at is None:
-                # The grant is the head's that was asked for: a caller of higher priority
-                # that queued during the call is now first and must stay queued.
-                queue.waiters.remove(head)
-                heapq.heapify(queue.waiters)
-                if not head.future.done():
-                    head.future.set_result(None)
-                continue
-            queue.retry_at = retry_at
-            queue.wake.clear()
-            await self._pause_for(queue, max(retry_at - self._clock(), 0.001))
-
-    async def _pause_for(self, queue: _Queue, seconds: float) -> None:
-        if self._sleep is not None:
-            await self._sleep(seconds)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(queue.wake.wait(), timeout=seconds)
-
-    async def pause(self, key: str, seconds: float) -> None:
-        await self.store.pause_budget(key, self._clock() + seconds)
-
-
-# -- the primary limit, per installation ----------------------------------------------
-
-
-@dataclass
-class _Primary:
-    remaining: int
-    limit: int
-    reset: float
-    next_at: float = 0.0
-
-
-class PrimaryLimit:
-    """GitHub's primary limit (requests an hour per installation), read from the
-    `x-ratelimit-*` headers of every answer. Far from zero it costs nothing; once fewer
-    than `LOW` of the limit remain, calls are spread evenly until the reset, so the
-    installation reaches the reset, not zero; at zero, calls wait for the reset."""
-
-    LOW = 0.1
-
-    def __init__(self) -> None:
-        self._seen: dict[int, _Primary] = {}
-
-    def observe(self, installation_id: int, headers: Mapping[str, str], now: float) -> None:
-        try:
-            remaining = int(headers["x-ratelimit-remaining"])
-            reset = float(headers["x-ratelimit-reset"])
-        except (KeyError, ValueError):
-            return
-        try:
-            limit = int(headers.get("x-ratelimit-limit", "5000"))
-        except ValueError:
-            limit = 5000
-        if headers.get("x-ratelimit-resource", "core") != "core":
-            return
-        seen = self._seen.get(installation_id)
-        next_at = seen.next_at if seen is not None else 0.0
-        self._seen[installation_id] = _Primary(remaining, limit, reset, next_at)
-
-    def delay(self, installation_id: int, now: float) -> float:
-        """How long the next call for this installation should wait; counts it as made."""
-        seen = self._seen.get(installation_id)
-        if seen is None or seen.reset <= now:
-            return 0.0
-        if seen.remaining <= 0:
-            return seen.reset - now
-        if seen.remaining >= seen.limit * self.LOW:
-            return 0.0
-        spacing = (seen.reset - now) / seen.remaining
-        at = max(now, seen.next_at)
-        seen.next_at = at + spacing
-        seen.remaining -= 1  # this call; the next answer corrects the figure
-        return at - now

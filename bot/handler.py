@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot import events, messages, policy
+from bot import dispatch_status, events, policy
 from bot.actions import Context, Outcome, dispatch_id
 from bot.actions import installation as installations
 from bot.actions.dispatch import dispatch
@@ -173,7 +173,7 @@ class Handler:
             event.issue.number,
         )
         platform = journal.pin.platform if journal.pin is not None else ""
-        await status.post(messages.failed(platform, text, ident=dispatch_id(job)))
+        await status.post(dispatch_status.failed(platform, text, ident=dispatch_id(job)))
         await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot import messages
+from bot import dispatch_status
 from bot.events import CommentEvent, IssueEvent
 from bot.metrics import Metrics
 from bot.policy import Trigger, fanout_group
@@ -126,10 +126,10 @@ async def edit_views(
         newer = {r.platform: view for r, view, _ in changed}
         group = fanout_group(record)
         if group is None:
-            body = messages.status_comment(newer[record.platform], record.dispatch_id)
+            body = dispatch_status.status_comment(newer[record.platform], record.dispatch_id)
         else:
             rows = await group_views(ctx, record.repo, record.issue, group, newer)
-            body = messages.fanout_status(rows, group)
+            body = dispatch_status.fanout_status(rows, group)
         await ctx.github.update_comment(
             record.installation_id,
             record.repo,

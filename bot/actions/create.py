@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 from typing import Any
 
-from bot import messages
+from bot import dispatch_status
 from bot.actions import Context
 from bot.actions.status_comment import StatusComment
 from bot.journal import JournalSteps, Progress
@@ -49,7 +49,9 @@ async def create_announced(
     done, _ = await asyncio.wait({creating}, timeout=STARTING_AFTER)
     if not done and status.comment_id is None:
         with contextlib.suppress(GitHubError):
-            await status.post(messages.starting(platform.name, who, status.ident), Priority.LINK)
+            await status.post(
+                dispatch_status.starting(platform.name, who, status.ident), Priority.LINK
+            )
     return await creating
 
 

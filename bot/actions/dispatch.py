@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot import fleet, messages, policy, prompt
+from bot import dispatch_status, fleet, policy, prompt
 from bot.actions import Context, Outcome, dispatch_id, limits, react, react_failure
 from bot.actions.create import create_announced, settle
 from bot.actions.follow import FOLLOW_FIRST
@@ -135,11 +135,11 @@ async def _link(
     ident = status.ident
     view = view_of(session, decision.platform, request, progress.journal.fell_back)
     if session.preview is not None:
-        body = messages.dry_run(
+        body = dispatch_status.dry_run(
             session.preview, branch=request.branch_name, target=request.target_branch, ident=ident
         )
     else:
-        body = messages.status_comment(view, ident)
+        body = dispatch_status.status_comment(view, ident)
     comment_id = await status.post(body, Priority.LINK)
     # Recorded once its comment exists, so whoever edits the session next (the poller,
     # a follow-up, a stop) finds the comment; recording twice is a no-op.
@@ -158,7 +158,7 @@ def view_of(
 ) -> SessionView:
     """What the session's status comment shows (and its record keeps); `notes`, e.g.
     "Tembo answered 401; started on Agen instead"."""
-    return messages.session_view(session, request, platform=platform, notes=notes)
+    return dispatch_status.session_view(session, request, platform=platform, notes=notes)
 
 
 async def announced(
@@ -233,7 +233,7 @@ async def _refused(
     error: PlatformError | None = None,
 ) -> Outcome:
     """The platform cannot be used or said no for good: say so where the link would be."""
-    await status.post(messages.failed(decision.platform, reason, ident=status.ident))
+    await status.post(dispatch_status.failed(decision.platform, reason, ident=status.ident))
     if not progress.journal.creates_unknown:
         # No create reached the platform without an answer: nothing started, nothing spent.
         await ctx.store.end_reservation(status.ident, "released")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from bot import messages, policy
+from bot import dispatch_status, policy
 from bot.actions import Context, dispatch_id, group_views
 from bot.actions.dispatch import announced, follow_later
 from bot.actions.status_comment import StatusComment
@@ -38,7 +38,7 @@ async def post_table(
     newer = {row.branch.platform: row.view for row in rows}
     views = await group_views(ctx, repo, number, base, newer, decision.fanout)
     status = StatusComment(ctx, progress, found.installation_id, repo, number)
-    return views, await status.post(messages.fanout_status(views, base), priority)
+    return views, await status.post(dispatch_status.fanout_status(views, base), priority)
 
 
 def as_row(view: SessionView, platforms: tuple[str, ...], base: str, now: float) -> SessionView:

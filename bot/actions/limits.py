@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot import fleet, messages, policy
+from bot import dispatch_status, fleet, policy
 from bot.actions import Context, Outcome
 from bot.actions.status_comment import StatusComment
 from bot.actions.usage import note
@@ -174,7 +174,7 @@ async def limited(
     """A budget is used up: one comment with the limit, the count and when it frees up."""
     over = answer.over
     assert over is not None
-    await status.post(messages.limited(over, command=config.command, ident=status.ident))
+    await status.post(dispatch_status.limited(over, command=config.command, ident=status.ident))
     detail = f"{over.name}: {over.count} of {over.limit}"
     await note(
         ctx,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot import messages
+from bot import dispatch_status
 from bot.actions import Context, dispatch_id
 from bot.journal import Progress
 from bot.ports import Priority
@@ -58,4 +58,5 @@ class StatusComment:
     async def _find(self, installation: int, repo: str, number: int) -> int | None:
         # Only the App's own comments count: anyone can paste the markers into theirs.
         comments = await self.ctx.github.list_comments(installation, repo, number)
-        return messages.status_comment_id(comments, self.ident, await self.ctx.github.app_login())
+        login = await self.ctx.github.app_login()
+        return dispatch_status.status_comment_id(comments, self.ident, login)

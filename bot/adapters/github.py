@@ -2,7 +2,7 @@
 
 Owns authentication, caching (tokens until shortly before they expire, config files by
 ETag, permissions for a few minutes, the App's bot login), taking each content-creating
-call's slot in GitHub's content budget (`bot.budget`), watching the primary limit, and
+call's slot in GitHub's content budget (`bot.budget_queue`), watching the primary limit, and
 mapping HTTP answers to `GitHubError`. Every comment body it sends passes the secret
 scrubber first. It decides nothing about issues.
 """
@@ -20,10 +20,12 @@ import httpx
 import jwt
 
 from bot import __version__, logs
-from bot.budget import Budget, PrimaryLimit, budget_key, parked
+from bot.budget import budget_key, parked
+from bot.budget_queue import Budget
 from bot.events import Comment, User, comment_from
 from bot.logs import Scrubber
 from bot.ports import BudgetShort, GitHubError, Priority, is_transient_status
+from bot.primary_limit import PrimaryLimit
 from bot.settings import Settings
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import pytest
 
 from bot.adapters.github import GitHubClient, app_jwt, error_for
 from bot.adapters.store_sqlite import SQLiteStore
-from bot.budget import Budget, Limits
+from bot.budget import Limits
+from bot.budget_queue import Budget
 from bot.ports import BudgetShort, GitHubError, Priority
 from bot.settings import Settings
 from tests.support.app import Clock, KeyPair

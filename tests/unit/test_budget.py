@@ -1,4 +1,4 @@
-"""GitHub's content budget, pure: the store's rule, priorities, parking, the primary limit.
+"""GitHub's content budget: the store's rule (pure), the queue's priorities, parking.
 Times are moved by hand; nothing sleeps."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.budget import MARGIN, Budget, Limits, PrimaryLimit, Slots, budget_key, take
+from bot.budget import MARGIN, Limits, Slots, budget_key, take
+from bot.budget_queue import Budget
 from bot.ports import BudgetShort, BudgetWindows, Priority
 from tests.support.app import Clock
 
@@ -193,36 +194,3 @@ async def test_a_parked_job_gives_its_slot_to_the_next_job() -> None:
     slots.release()
     slots.release()
     await asyncio.wait_for(third, 1.0)
-
-
-def test_the_primary_limit_costs_nothing_far_from_zero() -> None:
-    primary = PrimaryLimit()
-    headers = {"x-ratelimit-remaining": "4000", "x-ratelimit-reset": "4600"}
-    primary.observe(1, headers | {"x-ratelimit-limit": "5000"}, 1000.0)
-    assert primary.delay(1, 1000.0) == 0.0
-
-
-def test_near_zero_calls_are_spread_until_the_reset() -> None:
-    primary = PrimaryLimit()
-    headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "100"}
-    primary.observe(1, headers | {"x-ratelimit-reset": "2000"}, 1000.0)
-    first = primary.delay(1, 1000.0)
-    second = primary.delay(1, 1000.0)
-    assert first == 0.0
-    assert second == pytest.approx(10.0)  # 1000 s left for 100 calls
-    assert primary.delay(2, 1000.0) == 0.0  # another installation has its own
-
-
-def test_at_zero_calls_wait_for_the_reset_then_go() -> None:
-    primary = PrimaryLimit()
-    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1300"}
-    primary.observe(1, headers, 1000.0)
-    assert primary.delay(1, 1000.0) == 300.0
-    assert primary.delay(1, 1300.0) == 0.0
-
-
-def test_other_resources_do_not_slow_the_core_calls() -> None:
-    primary = PrimaryLimit()
-    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1300"}
-    primary.observe(1, headers | {"x-ratelimit-resource": "search"}, 1000.0)
-    assert primary.delay(1, 1000.0) == 0.0

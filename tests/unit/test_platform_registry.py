@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import messages, platforms
+from bot import dispatch_status, messages, platforms
 from bot.commands import USAGE
 from bot.repo_config import RepoConfig
 from bot.settings import ENV_VARS, PlatformEnv, Settings, SettingsError
@@ -69,7 +69,7 @@ def test_help_lists_one_line_per_platform_and_comments_use_display_names() -> No
     for entry in platforms.REGISTRY:
         assert f"- `{entry.name}`: {entry.usage}" in text
         assert f"`{entry.name}`" in USAGE
-    assert "a Recoup session" in messages.failed("recoup", "nope", ident="gh-1")
+    assert "a Recoup session" in dispatch_status.failed("recoup", "nope", ident="gh-1")
 
 
 def test_metrics_know_each_platforms_base_url() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from bot import messages
+from bot import dispatch_status
 from bot.events import Repository
 from bot.ports import Session, SessionRequest, SessionView
 
@@ -54,7 +54,7 @@ def test_a_new_sessions_view_carries_its_own_notes_then_the_dispatchs() -> None:
         target_branch="main",
         branch_name="b",
     )
-    view = messages.session_view(session, request, platform="recoup", notes=("fell back",))
+    view = dispatch_status.session_view(session, request, platform="recoup", notes=("fell back",))
     assert view.notes == ("private repository", "fell back")
     assert view.phase == "started"
-    assert "- fell back" in messages.status_comment(view, "gh-1")
+    assert "- fell back" in dispatch_status.status_comment(view, "gh-1")
