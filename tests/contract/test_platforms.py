@@ -705,6 +705,20 @@ async def test_magnet_reads_with_its_api_key_where_the_cookie_is_refused() -> No
         assert (await platform.get_session(session.id)).phase == "working"
 
 
+async def test_magnet_names_the_api_key_when_its_read_is_refused() -> None:
+    fake = FakeMagnet(reads_accept_cookie=False)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        platform = MagnetPlatform(
+            http, fake.cookie, fake.organization_id, fake.base_url, api_key="a-revoked-key"
+        )
+        session = await platform.create_session(session_request(), MemorySteps())
+        with pytest.raises(PlatformError) as raised:
+            await platform.get_session(session.id)
+    assert raised.value.status == 401 and not raised.value.transient
+    assert "MAGNET_API_KEY" in raised.value.message
+    assert "MAGNET_SESSION_COOKIE" not in raised.value.message
+
+
 # ---------------------------------------------------------------------------
 # dry-run
 

@@ -89,6 +89,7 @@ class MagnetPlatform:
         self.client = Api(http, LABEL, base_url, {"Cookie": f"{COOKIE}={self._cookie}"})
         # Reads and lookups: the documented API key when there is one, else the cookie.
         self.reads = Api(http, LABEL, base_url, {"x-api-key": api_key}) if api_key else self.client
+        self._reads_by_key = bool(api_key)
         self.base_url = self.client.base_url
         self.session_url = session_url
         self._explain = explain(organization_id)
@@ -148,13 +149,17 @@ class MagnetPlatform:
         )
 
     def _read_explain(self, session_id: str) -> dict[int, str]:
+        refused = (
+            "Magnet refused MAGNET_API_KEY for reading a session; check the key in "
+            "Magnet's settings, or unset it to read with the browser session"
+            if self._reads_by_key
+            else "Magnet refused the browser session in MAGNET_SESSION_COOKIE for reading "
+            "a session (it may have expired, or Magnet may take only API keys for "
+            "reads, as its pages document: set MAGNET_API_KEY); sign in to magnet.run and "
+            "copy a fresh __session cookie into MAGNET_SESSION_COOKIE"
+        )
         return {
-            401: (
-                "Magnet refused the browser session in MAGNET_SESSION_COOKIE for reading "
-                "a session (it may have expired, or Magnet may take only API keys for "
-                "reads, as its pages document); sign in to magnet.run and copy a fresh "
-                "__session cookie into MAGNET_SESSION_COOKIE"
-            ),
+            401: refused,
             403: self._explain[403],
             404: f"Magnet does not know session {session_id} (or MAGNET_BASE_URL is wrong)",
         }
