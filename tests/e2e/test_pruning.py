@@ -11,37 +11,30 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import httpx
 import pytest
 
-from bot.app import create_app
 from bot.settings import Settings
 from tests.support import payloads
-from tests.support.app import Clock, Harness, signed_headers
-from tests.support.fakes import route
+from tests.support.app import Clock, Harness, running, signed_headers
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.tembo import FakeTembo
 
 pytestmark = pytest.mark.anyio
 REPO = "acme/web"
 DAY = 24 * 3600.0
-Running = Callable[[Settings], AbstractAsyncContextManager[tuple[Harness, Clock]]]
+World = Callable[[Settings], AbstractAsyncContextManager[tuple[Harness, Clock]]]
 
 
 @pytest.fixture
-def running(github: FakeGitHub, tembo: FakeTembo) -> Running:
+def world(github: FakeGitHub, tembo: FakeTembo) -> World:
+    """The app on a hand-moved clock, with `settings`, for the length of the block."""
+    github.permissions[(REPO, "Codertocat")] = "write"
+
     @asynccontextmanager
     async def run(settings: Settings) -> AsyncIterator[tuple[Harness, Clock]]:
         clock = Clock()
-        github.clock = clock
-        github.permissions[(REPO, "Codertocat")] = "write"
-        http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
-        app = create_app(settings, http=http, content_per_minute=0, clock=clock)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                yield Harness(app, client, github, tembo), clock
-        await http.aclose()
+        async with running(settings, github, tembo, clock) as harness:
+            yield harness, clock
 
     return run
 
@@ -55,10 +48,10 @@ async def send(harness: Harness, body: bytes, delivery_id: str) -> str:
 
 
 async def test_finished_deliveries_and_replay_keys_are_pruned_after_the_dedupe_window(
-    settings: Settings, running: Running
+    settings: Settings, world: World
 ) -> None:
     body = json.dumps(payloads.labeled(repo=REPO)).encode()
-    async with running(settings) as (harness, clock):
+    async with world(settings) as (harness, clock):
         store = harness.runtime.store
         assert await send(harness, body, "first") == "queued"
         await harness.settle()
@@ -78,10 +71,10 @@ async def test_finished_deliveries_and_replay_keys_are_pruned_after_the_dedupe_w
 
 
 async def test_a_short_retention_frees_payloads_but_keeps_the_dedupe_window(
-    settings: Settings, running: Running
+    settings: Settings, world: World
 ) -> None:
     body = json.dumps(payloads.labeled(repo=REPO)).encode()
-    async with running(settings.replace(retention_days=1.0)) as (harness, clock):
+    async with world(settings.replace(retention_days=1.0)) as (harness, clock):
         store = harness.runtime.store
         assert await send(harness, body, "first") == "queued"
         await harness.settle()
