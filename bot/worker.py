@@ -109,6 +109,10 @@ class Worker:
                 slots.release()
                 await self._wait_for_work()
                 continue
+            # Work found by the loop itself (a job come due, one a replica queued, a job's
+            # next run) makes us busy just as a wake-up does: idle is set again only once
+            # nothing runs and nothing is due soon.
+            self.idle.clear()
             task = asyncio.create_task(self._run_one(job))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
