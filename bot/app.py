@@ -128,6 +128,8 @@ def create_app(
                 clock=clock,
                 name=worker_name,
                 on_rate_limit=lambda seconds: metrics.rate_limit_wait(seconds, "remote"),
+                retention=settings.retention_days * 24 * 3600,
+                dedupe_window=ingest.DEDUPE_WINDOW,
             )
             runtime.tasks.append(asyncio.create_task(runtime.worker.run()))
         state["runtime"] = runtime

@@ -138,8 +138,12 @@ class Handler:
                 found.repository.full_name, found.issue.number
             )
         }
-        if pin.kind == "follow_up" and pin.sessions and pin.sessions[0] in records:
-            return policy.FollowUp(found, records[pin.sessions[0]])
+        if pin.kind == "follow_up":
+            chosen = [records[d] for d in pin.sessions if d in records]
+            able = tuple(r for r in chosen if can(self.ctx, r.platform, "can_message"))
+            if able:
+                unable = tuple(r for r in chosen if r not in able)
+                return policy.FollowUp(found, able, unable)
         if pin.kind == "stop":
             return policy.Stop(found, tuple(records[d] for d in pin.sessions if d in records))
         if pin.kind == "pick" and pin.sessions and pin.sessions[0] in records:
@@ -188,7 +192,8 @@ def _pin(decision: policy.Decision) -> Pin | None:
             platforms=decision.fanout,
         )
     if isinstance(decision, policy.FollowUp):
-        return Pin("follow_up", sessions=(decision.session.dispatch_id,))
+        chosen = (*decision.sessions, *decision.unable)
+        return Pin("follow_up", sessions=tuple(s.dispatch_id for s in chosen))
     if isinstance(decision, policy.Stop):
         return Pin("stop", sessions=tuple(s.dispatch_id for s in decision.sessions))
     if isinstance(decision, policy.Pick):

@@ -33,7 +33,7 @@ class Pin:
     platform: str = ""  # dispatch
     agent: str | None = None  # dispatch
     force: bool = False  # dispatch: an admin's override of a used-up budget
-    sessions: tuple[str, ...] = ()  # follow_up (one), stop, pick (winner first): dispatch ids
+    sessions: tuple[str, ...] = ()  # follow_up, stop, pick (winner first): dispatch ids
     platforms: tuple[str, ...] = ()  # dispatch: a fan-out's platforms (empty: just `platform`)
 
 
@@ -60,8 +60,8 @@ class Journal:
     platform_steps: Mapping[str, str] = field(default_factory=dict)
     reported: bool = False
     following: bool = False
-    # Follow-ups and stops
-    message_sent: bool = False
+    # Follow-ups and stops: the sessions (dispatch ids) a follow-up reached, each once
+    messaged: tuple[str, ...] = ()
     stopped: tuple[str, ...] = ()
     told_unstoppable: bool = False
     # Following: polls so far (the interval doubles with each)
@@ -109,10 +109,14 @@ def load(data: Mapping[str, Any]) -> Journal:
                 "platforms": tuple(pin.get("platforms") or ()),
             }
         )
+    pin = values.get("pin")
+    if data.get("message_sent") and isinstance(pin, Pin) and pin.sessions:
+        # Before `messaged`, a follow-up went to one session and a flag said it had.
+        values["messaged"] = pin.sessions[:1]
     if isinstance(values.get("session"), dict):
         session = values["session"]
         values["session"] = Session(**{**session, "notes": tuple(session.get("notes") or ())})
-    for name in ("stopped", "tried", "fell_back", "create_statuses"):
+    for name in ("stopped", "tried", "fell_back", "create_statuses", "messaged"):
         if name in values:
             values[name] = tuple(values[name] or ())
     if "platform_steps" in values:

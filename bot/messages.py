@@ -203,3 +203,21 @@ def config_problems(source: str, problems: Sequence[str]) -> str:
         f"⚠️ `{source}` has problems, so nothing was started:\n\n{listed}\n\n"
         "Fix the file on the default branch and trigger again."
     )
+
+
+def follow_up_fanout(
+    sender: str,
+    sent: Sequence[SessionRecord],
+    refused: Sequence[tuple[SessionRecord, str]],
+    unable: Sequence[SessionRecord],
+) -> str:
+    """The one reply to a follow-up after a fan-out: where it went and where it could not."""
+    names = ", ".join(display_name(r.platform) for r in sent)
+    head = f"📨 Follow-up from @{sender} sent to {names}." if sent else "😕 Follow-up not sent."
+    lines = [f"- {display_name(r.platform)} said no: {reason}" for r, reason in refused]
+    lines += [
+        f"- {display_name(r.platform)} cannot take messages from here; send it on its "
+        f"platform: {link(r.url) if r.url else r.session_id}"
+        for r in unable
+    ]
+    return _with_marker("\n\n".join([head, "\n".join(lines)]) if lines else head)

@@ -67,10 +67,13 @@ class Dispatch:
 
 @dataclass(frozen=True)
 class FollowUp:
-    """Send the command's text to the issue's running session instead of starting one."""
+    """Send the command's text to the issue's running session instead of starting one;
+    after a fan-out, to every running session of it whose platform takes messages
+    (`sessions`), naming those whose platform cannot (`unable`) in the reply."""
 
     trigger: Trigger
-    session: SessionRecord
+    sessions: tuple[SessionRecord, ...]
+    unable: tuple[SessionRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,13 +239,30 @@ def decide(found: Trigger, config: RepoConfig, facts: Facts) -> Decision:
     forced = command is not None and command.new
     if config.one_session_per_issue and not forced and live:
         running = live[-1]
-        if command is not None and command.text and running.platform in facts.messageable:
-            return FollowUp(found, running)
+        if command is not None and command.text:
+            follow_up = _follow_up(found, running, live, facts.messageable)
+            if follow_up is not None:
+                return follow_up
         return Reply(replies.Existing(running, config.command), reaction="eyes")
     agent = (command.agent if command else None) or config.agent
     force = command is not None and command.force and rank(facts.permission) >= rank("admin")
     fanout = chosen if len(chosen) > 1 else ()
     return Dispatch(trigger=found, platform=platform, agent=agent, force=force, fanout=fanout)
+
+
+def _follow_up(
+    found: Trigger, newest: SessionRecord, live: list[SessionRecord], messageable: frozenset[str]
+) -> FollowUp | None:
+    """The newest dispatch's running sessions (all of its fan-out's, or just it) split by
+    whether their platform takes messages; None when none does."""
+    group = fanout_group(newest)
+    running = [r for r in live if fanout_group(r) == group] if group else [newest]
+    order = {name: n for n, name in enumerate(newest.view.fanout)}  # as its table lists them
+    running.sort(key=lambda r: order.get(r.platform, len(order)))
+    able = tuple(r for r in running if r.platform in messageable)
+    if not able:
+        return None
+    return FollowUp(found, able, tuple(r for r in running if r.platform not in messageable))
 
 
 def fanout_group(record: SessionRecord) -> str | None:

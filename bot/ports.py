@@ -471,6 +471,14 @@ class Store(Protocol):
         """When the next job is due (now or later); None when nothing is pending."""
         ...
 
+    async def prune(self, jobs_before: float, deliveries_before: float, batch: int) -> int:
+        """Delete up to `batch` each of: finished jobs (done, failed, dead) last written
+        before `jobs_before`, with their payloads; deliveries received before
+        `deliveries_before` that no job is left for; replay keys last seen before it.
+        Queued and running jobs and their deliveries are never touched. The number of rows
+        deleted; any replica may call it at any time, alone or at once with others."""
+        ...
+
     async def record_session(self, record: SessionRecord) -> None: ...
 
     async def sessions_for_issue(self, repo: str, issue: int) -> list[SessionRecord]: ...

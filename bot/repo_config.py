@@ -210,13 +210,18 @@ def parse_layer(text: str, source: str) -> dict[str, Any]:
     return layer
 
 
+# Limits counted across the whole organisation (a person's day counts every repository):
+# a repository's own file may lower them but never raise them.
+ORG_WIDE_LIMITS = ("per_org_per_day", "per_user_per_day")
+
+
 def merge(
     base: RepoConfig, *layers: dict[str, Any], own: dict[str, Any] | None = None
 ) -> RepoConfig:
     """`base` with each layer's keys applied in order (later wins), then `own`, the
-    repository's own file: it may lower `limits.per_org_per_day` but never raise it above
-    what the layers under it set (the organisation's budget is not one repository's to
-    grow; null there would lift it altogether)."""
+    repository's own file: it may lower the organisation-wide limits (`ORG_WIDE_LIMITS`)
+    but never raise one above what the layers under it set (a budget counted across the
+    organisation is not one repository's to grow; null there would lift it altogether)."""
     merged: dict[str, Any] = {}
     limits = base.limits
     for layer in layers:
@@ -224,11 +229,13 @@ def merge(
         # A layer names only the limits it sets; the others come from the layers below.
         limits = dataclasses.replace(limits, **layer.get("limits", {}))
     if own is not None:
-        ceiling = limits.per_org_per_day
+        ceilings = {name: getattr(limits, name) for name in ORG_WIDE_LIMITS}
         merged.update(own)
         limits = dataclasses.replace(limits, **own.get("limits", {}))
-        if ceiling is not None:
-            mine = limits.per_org_per_day
-            lowered = ceiling if mine is None else min(mine, ceiling)
-            limits = dataclasses.replace(limits, per_org_per_day=lowered)
+        capped = {
+            name: ceiling if getattr(limits, name) is None else min(getattr(limits, name), ceiling)
+            for name, ceiling in ceilings.items()
+            if ceiling is not None
+        }
+        limits = dataclasses.replace(limits, **capped)
     return dataclasses.replace(base, **{**merged, "limits": limits})

@@ -174,6 +174,9 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     lease_seconds: float = 120.0
+    # Days a finished job (with its payload, up to 25 MB) is kept; deliveries' ids and
+    # replay keys are kept at least ingest's dedupe window (a week) whatever this says.
+    retention_days: float = 7.0
     # GitHub's content budget (bot.budget): its secondary limit on content-creating calls,
     # 80 a minute and 500 an hour, shared by every replica, for the App's bot user as a
     # whole ("app") or per installation. The windows' lengths change only in benchmarks.
@@ -329,6 +332,7 @@ class Settings:
             max_attempts=int(number("MAX_ATTEMPTS", 8, int)),
             retry_base_seconds=number("RETRY_BASE_SECONDS", 2.0, float),
             lease_seconds=number("LEASE_SECONDS", 120.0, float),
+            retention_days=number("RETENTION_DAYS", 7.0, float),
             github_content_per_minute=int(number("GITHUB_CONTENT_PER_MINUTE", 80, int)),
             github_content_per_hour=int(number("GITHUB_CONTENT_PER_HOUR", 500, int)),
             github_content_scope=scope,
@@ -380,6 +384,7 @@ ENV_VARS = (
     "MAX_ATTEMPTS",
     "RETRY_BASE_SECONDS",
     "LEASE_SECONDS",
+    "RETENTION_DAYS",
     "GITHUB_CONTENT_PER_MINUTE",
     "GITHUB_CONTENT_PER_HOUR",
     "GITHUB_CONTENT_SCOPE",

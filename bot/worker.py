@@ -27,6 +27,11 @@ POLL_SECONDS = 1.0  # other replicas enqueue without waking us; look this often
 # `idle` means nothing is running and nothing is due this soon: retries in progress keep
 # the worker busy, sessions followed every 30 s or more do not.
 IDLE_HORIZON = 10.0
+# Old rows are pruned (Store.prune) this often by every worker, a batch at a time: each
+# delete is safe on any replica at once, so no replica has to be the one that does it.
+PRUNE_EVERY = 3600.0
+PRUNE_BATCH = 500
+DAY = 24 * 3600.0
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -50,6 +55,8 @@ class Worker:
         name: str | None = None,
         seed: int | None = None,
         on_rate_limit: Callable[[float], None] | None = None,
+        retention: float = 7 * DAY,
+        dedupe_window: float = 7 * DAY,
     ) -> None:
         self.store = store
         self.handler = handler
@@ -61,6 +68,11 @@ class Worker:
         self.clock = clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._on_rate_limit = on_rate_limit
+        # Finished jobs are kept `retention` seconds; deliveries and replay keys at least
+        # ingest's dedupe window, which answers a replay by them.
+        self.retention = retention
+        self.dedupe_window = dedupe_window
+        self._next_prune = float("-inf")
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
         self._wake = asyncio.Event()
         self._stopping = False
@@ -84,6 +96,8 @@ class Worker:
             # Cleared before looking, never after: a job that ends while we look sets it
             # again, and the sleep below returns at once instead of a poll interval later.
             self._wake.clear()
+            if self.clock() >= self._next_prune:
+                await self._prune()
             try:
                 job = await self.store.claim(self.name, self.clock(), self.lease_seconds)
             except Exception:
@@ -95,6 +109,10 @@ class Worker:
                 slots.release()
                 await self._wait_for_work()
                 continue
+            # Work found by the loop itself (a job come due, one a replica queued, a job's
+            # next run) makes us busy just as a wake-up does: idle is set again only once
+            # nothing runs and nothing is due soon.
+            self.idle.clear()
             task = asyncio.create_task(self._run_one(job))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -113,6 +131,22 @@ class Worker:
             # (ours or another replica's): look again shortly, without spinning.
             delay = 0.05
         await self._sleep(delay)
+
+    async def _prune(self) -> None:
+        """Delete finished jobs past their retention and deliveries and replay keys past
+        the dedupe window, a batch per transaction until none is left."""
+        now = self.clock()
+        self._next_prune = now + PRUNE_EVERY
+        jobs_before, deliveries_before = now - self.retention, now - self.dedupe_window
+        deleted = 0
+        try:
+            while found := await self.store.prune(jobs_before, deliveries_before, PRUNE_BATCH):
+                deleted += found
+        except Exception:
+            # The next round tries again; pruning never stops the worker.
+            log(logger, "worker.prune_failed", logging.ERROR, exc_info=True)
+        if deleted:
+            log(logger, "worker.pruned", rows=deleted)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -329,6 +329,13 @@ class PostgresStore:
         value = await pool.fetchval(Q["next_run_at"])
         return None if value is None else float(value)
 
+    async def prune(self, jobs_before: float, deliveries_before: float, batch: int) -> int:
+        async with self._transaction() as conn:
+            deleted = _rowcount(await conn.execute(Q["prune_jobs"], jobs_before, batch))
+            for query in ("prune_deliveries", "prune_dedupe_keys"):
+                deleted += _rowcount(await conn.execute(Q[query], deliveries_before, batch))
+            return deleted
+
     # -- sessions, notices, installations -----------------------------------
 
     async def record_session(self, record: SessionRecord) -> None:

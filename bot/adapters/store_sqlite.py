@@ -334,6 +334,21 @@ class SQLiteStore:
 
         return await self._run(read)
 
+    async def prune(self, jobs_before: float, deliveries_before: float, batch: int) -> int:
+        def delete(db: sqlite3.Connection) -> int:
+            jobs = {"before": jobs_before, "batch": batch}
+            others = {"before": deliveries_before, "batch": batch}
+            return sum(
+                db.execute(Q[query], params).rowcount
+                for query, params in (
+                    ("prune_jobs", jobs),
+                    ("prune_deliveries", others),
+                    ("prune_dedupe_keys", others),
+                )
+            )
+
+        return await self._run(delete)
+
     # -- sessions, notices, installations -----------------------------------
 
     async def record_session(self, record: SessionRecord) -> None:

@@ -300,3 +300,10 @@ def test_the_command_line_names_a_bad_operator_limit(tmp_path: Path) -> None:
     done = check_process(tmp_path, LIMITS_PER_ORG_PER_DAY="lots")
     assert done.returncode == 2
     assert "LIMITS_PER_ORG_PER_DAY='lots' must be a whole number (0 or more)" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "a week"])
+def test_the_command_line_names_a_bad_retention(tmp_path: Path, value: str) -> None:
+    done = check_process(tmp_path, RETENTION_DAYS=value)
+    assert done.returncode == 2
+    assert f"RETENTION_DAYS={value!r} must be" in done.stderr

@@ -737,3 +737,114 @@ async def test_replicas_taking_budget_at_once_never_overfill_a_window(backend: B
                 tg.start_soon(replica)
     assert granted.count(True) == 40
     assert len(granted) == 80
+
+
+# -- pruning -------------------------------------------------------------------
+
+DAY = 24 * 3600.0
+
+
+async def finish_one(store: AnyStore, now: float, *, dead: bool | None = None) -> None:
+    """Claim the next due job and end it at `now`: done, or failed/dead when `dead` is given."""
+    job = await store.claim("w", now, LEASE)
+    assert job is not None
+    if dead is None:
+        await store.finish(job, now)
+    else:
+        await store.fail(job, "gave up", now, dead=dead)
+
+
+async def test_prune_deletes_finished_jobs_their_deliveries_and_old_replay_keys(
+    store: AnyStore,
+) -> None:
+    for n, dead in enumerate((None, False, True)):
+        await store.enqueue(f"d{n}", "issues", "labeled", body(n), None, NOW, dedupe=(f"k{n}",))
+        await finish_one(store, NOW, dead=dead)
+    await store.schedule("follow", {"n": 1}, None, NOW, NOW)
+    await finish_one(store, NOW)
+    later = NOW + 8 * DAY
+
+    # 3 deliveries' jobs and the follow job, 3 deliveries, 3 keys.
+    assert await store.prune(later - 7 * DAY, later - 7 * DAY, 100) == 10
+    assert await store.job_counts() == {}
+    assert (await store.stats())["recent_deliveries"] == []
+    # Gone for good: the same delivery id and key may come again.
+    assert await store.enqueue("d0", "issues", "labeled", body(0), None, later, dedupe=("k0",))
+    assert await store.prune(later - 7 * DAY, later - 7 * DAY, 100) == 0
+
+
+async def test_prune_never_touches_a_job_not_finished_nor_its_delivery(store: AnyStore) -> None:
+    await store.enqueue("queued", "issues", "labeled", body(1), None, NOW, dedupe=("kq",))
+    await store.enqueue("running", "issues", "labeled", body(2), None, NOW, dedupe=("kr",))
+    await store.enqueue("retrying", "issues", "labeled", body(3), None, NOW)
+    await store.schedule("follow", {"n": 1}, None, NOW + 5 * DAY, NOW)
+    running = await store.claim("w", NOW, LEASE)
+    retrying = await store.claim("w", NOW, LEASE)
+    assert running is not None and retrying is not None
+    await store.retry(retrying, "try later", NOW + 9 * DAY)
+    later = NOW + 30 * DAY
+
+    # Only the two replay keys are old enough to go: no job is finished.
+    assert await store.prune(later, later, 100) == 2
+    assert await store.job_counts() == {"queued": 3, "running": 1}
+    for delivery_id in ("queued", "running", "retrying"):
+        assert await store.has_delivery(delivery_id)
+    assert not await store.enqueue("running", "issues", "labeled", body(2), None, later)
+
+
+async def test_prune_keeps_what_is_newer_than_its_cutoffs(store: AnyStore) -> None:
+    """A finished job newer than the job cutoff stays; a delivery whose job went but that
+    is newer than the dedupe cutoff stays, so a redelivery of its id is still refused, and
+    so do replay keys seen since."""
+    await store.enqueue("old", "issues", "labeled", body(1), None, NOW, dedupe=("k-old",))
+    await finish_one(store, NOW)
+    await store.enqueue("new", "issues", "labeled", body(2), None, NOW + DAY, dedupe=("k-new",))
+    await finish_one(store, NOW + DAY)
+
+    # Jobs kept half a day; deliveries and keys seen in the last 7 days kept.
+    now = NOW + 2 * DAY
+    assert await store.prune(now - DAY / 2, now - 7 * DAY, 100) == 2  # both jobs
+    assert await store.job_counts() == {}
+    assert not await store.enqueue("old", "issues", "labeled", body(1), None, now)
+    replay = await store.enqueue(
+        "other", "issues", "labeled", body(1), None, now, dedupe=("k-old",), since=now - 7 * DAY
+    )
+    assert replay is False
+
+    # A finished job is kept while it is newer than the job cutoff.
+    await store.enqueue("newest", "issues", "labeled", body(3), None, now)
+    await finish_one(store, now)
+    assert await store.prune(now - DAY / 2, now - 7 * DAY, 100) == 0
+    assert await store.job_counts() == {"done": 1}
+
+
+async def test_prune_deletes_a_batch_at_a_time(store: AnyStore) -> None:
+    for n in range(5):
+        await enqueue(store, f"d{n}")
+        await finish_one(store, NOW)
+    later = NOW + 8 * DAY
+    # Two jobs a call, and with them their deliveries.
+    assert [await store.prune(later, later, 2) for _ in range(4)] == [4, 4, 2, 0]
+    assert await store.job_counts() == {}
+
+
+async def test_replicas_pruning_at_once_delete_each_row_once(backend: Backend) -> None:
+    first = backend.open()
+    await first.migrate()
+    for n in range(60):
+        await first.enqueue(f"d{n}", "issues", "labeled", body(n), None, NOW, dedupe=(f"k{n}",))
+        await finish_one(first, NOW)
+    await first.enqueue("open", "issues", "labeled", body(99), None, NOW)
+    later = NOW + 8 * DAY
+    replicas = [backend.open() for _ in range(4)]
+
+    async def prune_all(store: AnyStore) -> int:
+        deleted = 0
+        while found := await store.prune(later, later, 7):
+            deleted += found
+        return deleted
+
+    counts = await asyncio.gather(*(prune_all(store) for store in replicas))
+    assert sum(counts) == 180
+    assert await first.job_counts() == {"queued": 1}
+    assert await first.has_delivery("open")

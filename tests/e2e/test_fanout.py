@@ -26,6 +26,7 @@ from tests.support.fakes.cursor import FakeCursor
 from tests.support.fakes.devin import FakeDevin
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.jules import FakeJules
+from tests.support.fakes.magnet import FakeMagnet
 from tests.support.fakes.tembo import FakeTembo
 from tests.support.stores import Backend
 
@@ -45,6 +46,7 @@ class World:
     agen: FakeAgen
     cursor: FakeCursor
     jules: FakeJules
+    magnet: FakeMagnet  # takes no follow-up messages
 
     @property
     def github(self) -> FakeGitHub:
@@ -78,8 +80,14 @@ async def world(
     fakes = {"DEVIN": devin, "AGEN": agen, "CURSOR": cursor, "JULES": jules}
     env = {f"{name}_API_KEY": fake.api_key for name, fake in fakes.items()}
     env |= {f"{name}_BASE_URL": fake.base_url for name, fake in fakes.items()}
+    magnet = FakeMagnet()
+    env |= {
+        "MAGNET_SESSION_COOKIE": magnet.cookie,
+        "MAGNET_ORGANIZATION_ID": magnet.organization_id,
+        "MAGNET_BASE_URL": magnet.base_url,
+    }
     configured = settings.replace(max_attempts=3).with_platform_env(**env)
-    hosts = {github.host: github, tembo.host: tembo}
+    hosts = {github.host: github, tembo.host: tembo, magnet.host: magnet}
     hosts |= {fake.host: fake for fake in fakes.values()}
     http = httpx.AsyncClient(transport=route(hosts))
     app = create_app(configured, http=http, store=backend.open(), content_per_minute=0, clock=clock)
@@ -87,7 +95,7 @@ async def world(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             harness = Harness(app, client, github, tembo)
-            yield World(harness, clock, tembo, devin, agen, cursor, jules)
+            yield World(harness, clock, tembo, devin, agen, cursor, jules, magnet)
     await http.aclose()
 
 
@@ -278,3 +286,68 @@ async def test_stop_ends_every_running_session_of_a_fan_out_in_its_table(world: 
     assert len(world.tembo.stops) == 1 and len(world.devin.terminations) == 1
     _, rows = world.table()
     assert all("⏹️ stopped" in row and "stopped by @Codertocat" in row for row in rows)
+
+
+async def fan_out_with_a_platform_that_takes_no_messages(world: World) -> dict[str, str]:
+    """Tembo, Devin and Magnet started for one label; each platform's session id."""
+    world.github.files[(REPO, CONFIG)] = "platform: [tembo, devin, magnet]\n"
+    await world.deliver("issues", payloads.labeled(repo=REPO))
+    records = await world.harness.runtime.store.sessions_for_issue(REPO, 1)
+    assert sorted(r.platform for r in records) == ["devin", "magnet", "tembo"]
+    return {r.platform: r.session_id for r in records}
+
+
+async def follow_up_comment(world: World, text: str = "also cover the Safari case") -> None:
+    body = f"/tembo {text}"
+    payload = payloads.comment(body, repo=REPO, comment_id=77)
+    assert (await world.harness.deliver("issue_comment", payload)).status_code == 202
+
+
+async def test_a_follow_up_after_a_fan_out_goes_to_each_session_that_takes_messages(
+    world: World,
+) -> None:
+    ids = await fan_out_with_a_platform_that_takes_no_messages(world)
+    await follow_up_comment(world)
+    await world.harness.settle()
+
+    [tembo_message] = world.tembo.messages
+    assert tembo_message["sessionId"] == ids["tembo"]
+    assert "also cover the Safari case" in tembo_message["content"]
+    [(devin_session, devin_message)] = world.devin.messages
+    assert devin_session == ids["devin"] and "also cover the Safari case" in devin_message
+    assert not [r for r in world.magnet.requests if r[0] == "POST" and r[1] != "/api/sessions"]
+    # The table notes it on each row it reached; one reply says where it went, and names
+    # the platform that cannot take it.
+    table, reply = world.github.app_comments(REPO, 1)
+    assert "Tembo: 📨 follow-up from @Codertocat" in table.body
+    assert "Devin: 📨 follow-up from @Codertocat" in table.body
+    assert "Magnet: 📨" not in table.body
+    assert "sent to Tembo, Devin." in reply.body
+    assert "Magnet cannot take messages from here" in reply.body
+    rows = [r for r in await world.harness.runtime.store.usage(0) if r.kind == "follow_up"]
+    assert sorted((r.platform, r.outcome) for r in rows) == [
+        ("devin", "sent"),
+        ("magnet", "cannot send"),
+        ("tembo", "sent"),
+    ]
+
+
+async def test_a_retried_fan_out_follow_up_sends_each_message_once(world: World) -> None:
+    await fan_out_with_a_platform_that_takes_no_messages(world)
+    failures = iter([httpx.Response(503, json={"detail": "busy"})])
+
+    def once(request: httpx.Request) -> httpx.Response | None:
+        return next(failures, None) if request.url.path.endswith("/message") else None
+
+    world.devin.fault = once
+    await follow_up_comment(world)
+    await world.run_until_idle()  # the retry waits on the hand-moved clock
+
+    # Tembo's message went on the first attempt and is journaled: the retry, which
+    # sends Devin's, does not send Tembo's again.
+    assert len(world.tembo.messages) == 1
+    assert len(world.devin.messages) == 1
+    [reply] = world.github.app_comments(REPO, 1)[1:]
+    assert "sent to Tembo, Devin." in reply.body
+    jobs = await world.harness.runtime.store.job_counts("delivery")
+    assert jobs == {"done": 2}

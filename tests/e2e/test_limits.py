@@ -113,6 +113,27 @@ async def test_a_repository_file_cannot_raise_the_org_budget_the_org_or_operator
     assert "(2 of 2)" in refusal.body
 
 
+async def test_a_repository_file_cannot_raise_a_persons_daily_budget_in_the_org(
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+) -> None:
+    """The org's `.github` lets a person start 1 session a day across the organisation;
+    a repository's own file asking for 100 cannot give that person a second one there."""
+    other = "acme/api"
+    github.files[("acme/.github", CONFIG)] = "limits:\n  per_user_per_day: 1\n"
+    github.files[(REPO, CONFIG)] = "limits:\n  per_user_per_day: 100\n"
+    github.permissions[(other, "Codertocat")] = "write"
+    github.permissions[(REPO, "Codertocat")] = "write"
+    async with running(settings, github, tembo) as harness:
+        await harness.deliver("issues", payloads.labeled(repo=other, number=1))
+        await harness.settle()
+        await harness.deliver("issues", payloads.labeled(repo=REPO, number=2))
+        await harness.settle()
+    assert len(tembo.sessions) == 1
+    [refusal] = github.app_comments(REPO, 2)
+    assert "`limits.per_user_per_day`" in refusal.body
+    assert "(1 of 1)" in refusal.body
+
+
 async def test_the_operator_limits_hold_where_no_file_sets_one(
     settings: Settings, github: FakeGitHub, tembo: FakeTembo
 ) -> None:

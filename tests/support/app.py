@@ -103,11 +103,14 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, github: FakeGitHub, tembo: FakeTembo
+    settings: Settings, github: FakeGitHub, tembo: FakeTembo, clock: Clock | None = None
 ) -> AsyncIterator[Harness]:
-    """The real app with its worker, wired to the fakes, for the length of the block."""
+    """The real app with its worker, wired to the fakes, for the length of the block; on
+    `clock` (shared with the GitHub fake) when given."""
+    if clock is not None:
+        github.clock = clock
     http = httpx.AsyncClient(transport=route({github.host: github, tembo.host: tembo}))
-    app = create_app(settings, http=http, content_per_minute=0)
+    app = create_app(settings, http=http, content_per_minute=0, clock=clock or time.time)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -138,3 +138,12 @@ def test_a_fan_out_journal_keeps_each_platforms_create_apart() -> None:
     assert again == journal
     assert again.fanout["devin"].creates_unknown == 1
     assert again.fanout["tembo"].session == Session("t1", "https://x/t1")
+
+
+def test_a_follow_up_sent_before_messaged_was_kept_per_session_is_not_sent_again() -> None:
+    row = {"version": 3, "pin": {"kind": "follow_up", "sessions": ["gh-1"]}, "message_sent": True}
+    assert load(row).messaged == ("gh-1",)
+    unsent = {**row, "message_sent": False}
+    assert load(unsent).messaged == ()
+    journal = Journal(pin=Pin("follow_up", sessions=("a", "b")), messaged=("b",))
+    assert load(json.loads(json.dumps(dump(journal)))) == journal

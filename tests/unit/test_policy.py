@@ -293,7 +293,29 @@ def test_text_for_a_running_session_that_takes_messages_is_a_follow_up() -> None
     running = record(60)
     facts = policy.Facts("write", (running,), NOW, messageable=frozenset({"tembo"}))
     result = policy.decide(found("/tembo also fix the docs"), RepoConfig(), facts)
-    assert result == policy.FollowUp(found("/tembo also fix the docs"), running)
+    assert result == policy.FollowUp(found("/tembo also fix the docs"), (running,))
+
+
+def test_text_after_a_fan_out_goes_to_each_of_its_running_sessions_that_takes_messages() -> None:
+    tembo, devin, magnet = fanned("tembo", age=62), fanned("devin", age=61), fanned("magnet")
+    ended = dataclasses.replace(fanned("agen"), status="finished")
+    older = fanned("tembo", group="gh-0", age=3000)  # an earlier fan-out of the issue
+    facts = policy.Facts(
+        "write",
+        (older, tembo, devin, ended, magnet),
+        NOW,
+        messageable=frozenset({"tembo", "devin", "agen"}),
+    )
+    result = policy.decide(found("/tembo also fix the docs"), RepoConfig(), facts)
+    assert result == policy.FollowUp(found("/tembo also fix the docs"), (tembo, devin), (magnet,))
+
+
+def test_a_fan_out_whose_sessions_take_no_messages_is_linked_instead() -> None:
+    facts = policy.Facts(
+        "write", (fanned("magnet", age=61), fanned("jules")), NOW, messageable=frozenset()
+    )
+    result = policy.decide(found("/tembo also fix the docs"), RepoConfig(), facts)
+    assert isinstance(result, policy.Reply)
 
 
 @pytest.mark.parametrize(

@@ -143,22 +143,25 @@ def test_operator_limits_are_the_layer_under_the_org_and_the_repository() -> Non
     )
 
 
+@pytest.mark.parametrize("name", ["per_org_per_day", "per_user_per_day"])
 @pytest.mark.parametrize(
     ("operator", "org", "repo", "expected"),
     [
-        (None, "", "per_org_per_day: 500", 500),  # nothing under it: the repository sets it
-        (100, "", "per_org_per_day: 500", 100),  # cannot raise the operator's
-        (100, "", "per_org_per_day: null", 100),  # nor lift it with null
-        (100, "", "per_org_per_day: 10", 10),  # may lower it
-        (100, "per_org_per_day: 300", "per_org_per_day: 1000", 300),  # the org may raise
-        (None, "per_org_per_day: 30", "per_org_per_day: 31", 30),
-        (None, "per_org_per_day: 30", "per_repo_per_day: 2", 30),
+        (None, "", "{name}: 500", 500),  # nothing under it: the repository sets it
+        (100, "", "{name}: 500", 100),  # cannot raise the operator's
+        (100, "", "{name}: null", 100),  # nor lift it with null
+        (100, "", "{name}: 10", 10),  # may lower it
+        (100, "{name}: 300", "{name}: 1000", 300),  # the org may raise
+        (None, "{name}: 30", "{name}: 31", 30),
+        (None, "{name}: 30", "per_repo_per_day: 2", 30),
     ],
 )
-def test_a_repository_may_lower_per_org_per_day_but_never_raise_it(
-    operator: int | None, org: str, repo: str, expected: int
+def test_a_repository_may_lower_an_org_wide_limit_but_never_raise_it(
+    name: str, operator: int | None, org: str, repo: str, expected: int
 ) -> None:
-    base = RepoConfig.defaults(Settings(limits=Limits(per_org_per_day=operator)))
-    org_layer = parse_layer(f"limits:\n  {org}\n" if org else "", "org")
-    own = parse_layer(f"limits:\n  {repo}\n", "repo")
-    assert merge(base, org_layer, own=own).limits.per_org_per_day == expected
+    """Both limits count across the organisation (a person's day counts every
+    repository), so a repository's own file may only lower them."""
+    base = RepoConfig.defaults(Settings(limits=Limits(**{name: operator})))
+    org_layer = parse_layer(f"limits:\n  {org.format(name=name)}\n" if org else "", "org")
+    own = parse_layer(f"limits:\n  {repo.format(name=name)}\n", "repo")
+    assert getattr(merge(base, org_layer, own=own).limits, name) == expected

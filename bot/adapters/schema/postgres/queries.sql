@@ -269,3 +269,29 @@ SELECT github_budget_take($1, $2, $3, $4, $5, $6);
 INSERT INTO github_budget (key, paused_until) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE
 SET paused_until = GREATEST(github_budget.paused_until, excluded.paused_until);
+
+-- name: prune_jobs
+-- $1 before, $2 batch. Finished jobs (done, failed, dead) last written before $1, payloads
+-- and all; a batch at a time. Queued and running jobs stay. Rows another replica is
+-- pruning right now are skipped, not waited for.
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state IN ('done', 'failed', 'dead') AND updated_at < $1
+    LIMIT $2 FOR UPDATE SKIP LOCKED);
+
+-- name: prune_deliveries
+-- $1 before, $2 batch. Deliveries received before $1 whose job is gone (pruned above): a
+-- delivery whose job is still there, finished or not, stays, and so does its id for dedupe.
+DELETE FROM deliveries WHERE delivery_id IN (
+    SELECT d.delivery_id FROM deliveries AS d
+    WHERE d.received_at < $1
+      AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.delivery_id = d.delivery_id)
+    LIMIT $2 FOR UPDATE OF d SKIP LOCKED);
+
+-- name: prune_dedupe_keys
+-- $1 before, $2 batch. Replay keys last seen before $1: ingest already lets a key that old
+-- be taken over. A key taken over meanwhile (seen_at renewed) is no longer older than $1
+-- when the delete reads it again, so it stays.
+DELETE FROM dedupe_keys WHERE key IN (
+    SELECT key FROM dedupe_keys WHERE seen_at < $1
+    LIMIT $2 FOR UPDATE SKIP LOCKED);

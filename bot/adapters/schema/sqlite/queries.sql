@@ -211,3 +211,25 @@ ON CONFLICT (key) DO UPDATE SET grants = excluded.grants;
 -- name: pause_budget
 INSERT INTO github_budget (key, paused_until) VALUES (:key, :until)
 ON CONFLICT (key) DO UPDATE SET paused_until = MAX(paused_until, excluded.paused_until);
+
+-- name: prune_jobs
+-- Finished jobs (done, failed, dead) last written before :before, payloads and all; a
+-- batch at a time, so the one writer is held only briefly. Queued and running jobs stay.
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state IN ('done', 'failed', 'dead') AND updated_at < :before
+    LIMIT :batch);
+
+-- name: prune_deliveries
+-- Deliveries received before :before whose job is gone (pruned above): a delivery whose
+-- job is still there, finished or not, stays, and so does its id for dedupe.
+DELETE FROM deliveries WHERE delivery_id IN (
+    SELECT d.delivery_id FROM deliveries AS d
+    WHERE d.received_at < :before
+      AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.delivery_id = d.delivery_id)
+    LIMIT :batch);
+
+-- name: prune_dedupe_keys
+-- Replay keys last seen before :before: ingest already lets a key that old be taken over.
+DELETE FROM dedupe_keys WHERE key IN (
+    SELECT key FROM dedupe_keys WHERE seen_at < :before LIMIT :batch);
