@@ -8,25 +8,16 @@ reason, a link) reach the comment only through `code()` or `link()`: inert.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 
 from bot import platforms
 from bot.events import Comment
 from bot.fleet import Over
-from bot.messages import dispatch_marker, has_marker, marked
+from bot.messages import dispatch_marker, has_marker, link, marked
 from bot.platforms import display_name
 from bot.ports import Session, SessionRequest, SessionView, ViewPhase
 from bot.sanitize import code
-
-_URL = re.compile(r"^https://[^\s<>()\[\]`]+$")
-
-
-def link(url: str) -> str:
-    """A platform's link as a bare URL GitHub autolinks; anything that is not a plain
-    https URL is shown as inert text instead."""
-    return url if _URL.match(url) else code(url, 200)
 
 
 def status_comment_id(comments: Sequence[Comment], ident: str, app_login: str) -> int | None:

@@ -11,6 +11,7 @@ out; nothing here has to remember to.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import assert_never
@@ -51,6 +52,15 @@ def marked(text: str, ident: str | None = None) -> str:
 
 def dispatch_marker(ident: str) -> str:
     return f"<!-- dispatch-id: {ident} -->"
+
+
+_URL = re.compile(r"^https://[^\s<>()\[\]`]+$")
+
+
+def link(url: str) -> str:
+    """A platform's link as a bare URL GitHub autolinks; anything that is not a plain
+    https URL is shown as inert text instead."""
+    return url if _URL.match(url) else code(url, 200)
 
 
 def follow_up_failed(record: SessionRecord, reason: str) -> str:
@@ -220,4 +230,4 @@ def follow_up_fanout(
         f"platform: {link(r.url) if r.url else r.session_id}"
         for r in unable
     ]
-    return _with_marker("\n\n".join([head, "\n".join(lines)]) if lines else head)
+    return marked("\n\n".join([head, "\n".join(lines)]) if lines else head)
