@@ -1,7 +1,8 @@
 """What the worker saw of each repository's configuration, for ingest: the label and the
 command it listens for. The worker records them (`note_config`, from `Handler.config`);
 ingest reads them (`ConfigWords`) to answer deliveries they prove cannot trigger without
-making a job. Pure but for the two store calls; no decision beyond `cannot_trigger`.
+making a job. Pure but for the two store calls; no decision beyond `cannot_trigger`, and
+`worth_queueing`, the filter that needs no configuration at all.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot import commands
-from bot.events import dig
+from bot import commands, messages
+from bot.commands import mentions
+from bot.events import dig, is_relevant
 from bot.ports import Store
 from bot.repo_config import RepoConfig
 
@@ -96,3 +98,23 @@ class ConfigWords:
                 self._cache.clear()
             self._cache[repo] = cached = (words, now)
         return cached[0]
+
+
+def worth_queueing(event: str, payload: dict[str, Any]) -> bool:
+    """Cheap, config-free filter at ingest: False only for deliveries no configuration
+    could act on, so they are answered "ignored" without a write."""
+    action = payload.get("action")
+    if not isinstance(action, str) or not is_relevant(event, action):
+        return False
+    if event == "issue_comment":
+        comment = payload.get("comment")
+        body = comment.get("body") if isinstance(comment, dict) else None
+        # Every command starts with "/" (repo_config enforces it); the marker means our own.
+        return isinstance(body, str) and mentions(body, "/") and not messages.has_marker(body)
+    if event == "issues" and action == "opened":
+        issue = payload.get("issue")
+        return isinstance(issue, dict) and bool(issue.get("labels"))
+    if event == "issues" and action == "closed":
+        issue = payload.get("issue")
+        return isinstance(issue, dict) and issue.get("state_reason") == "not_planned"
+    return True

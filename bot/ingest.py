@@ -36,8 +36,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from bot import policy, webhook
-from bot.config_words import ConfigWords, cannot_trigger
+from bot import webhook
+from bot.config_words import ConfigWords, cannot_trigger, worth_queueing
 from bot.events import dig as _get
 from bot.events import lock_key
 from bot.logs import log
@@ -156,7 +156,7 @@ class Ingest:
         payload = webhook.decode(body)
         event = checked.event
         action = payload.get("action")
-        if not policy.worth_queueing(event, payload) or await self._proved_idle(event, payload):
+        if not worth_queueing(event, payload) or await self._proved_idle(event, payload):
             self.metrics.delivery(event, "ignored")
             return _answer(_IGNORED, 200)
         now = self.clock()

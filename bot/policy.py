@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from bot import messages, platforms, replies
-from bot.commands import Command, CommandError, Problem, mentions, parse
-from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User, is_relevant
+from bot.commands import Command, CommandError, Problem, parse
+from bot.events import CommentEvent, Event, Issue, IssueEvent, Repository, User
 from bot.ledger import LedgerRow
 from bot.ports import SessionRecord
 from bot.replies import Reply
@@ -308,23 +308,3 @@ def config_problem(
         replies.ConfigProblems(error.source, tuple(str(p) for p in error.problems)),
         reaction="confused",
     )
-
-
-def worth_queueing(event: str, payload: dict[str, Any]) -> bool:
-    """Cheap, config-free filter at ingest: False only for deliveries no configuration
-    could act on, so they are answered "ignored" without a write."""
-    action = payload.get("action")
-    if not isinstance(action, str) or not is_relevant(event, action):
-        return False
-    if event == "issue_comment":
-        comment = payload.get("comment")
-        body = comment.get("body") if isinstance(comment, dict) else None
-        # Every command starts with "/" (repo_config enforces it); the marker means our own.
-        return isinstance(body, str) and mentions(body, "/") and not messages.has_marker(body)
-    if event == "issues" and action == "opened":
-        issue = payload.get("issue")
-        return isinstance(issue, dict) and bool(issue.get("labels"))
-    if event == "issues" and action == "closed":
-        issue = payload.get("issue")
-        return isinstance(issue, dict) and issue.get("state_reason") == "not_planned"
-    return True

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bot import messages, policy, replies
+from bot import config_words, messages, policy, replies
 from bot.commands import Command, Problem
 from bot.events import Comment, CommentEvent, Issue, IssueEvent, Repository, User, lock_key
 from bot.messages import MARKER
@@ -218,7 +218,7 @@ def test_status_lists_sessions() -> None:
     ],
 )
 def test_worth_queueing(event: str, payload: dict[str, object], expected: bool) -> None:
-    assert policy.worth_queueing(event, payload) is expected
+    assert config_words.worth_queueing(event, payload) is expected
 
 
 def test_command_object_is_passed_through() -> None:
