@@ -21,6 +21,7 @@ from bot.actions.fanout import gave_up as fanout_gave_up
 from bot.actions.follow import follow
 from bot.actions.follow_up import follow_up
 from bot.actions.pick import pick
+from bot.actions.pinning import pinned, unpin
 from bot.actions.reply import config_problem, reply
 from bot.actions.status_comment import StatusComment
 from bot.actions.stop import can, stop
@@ -28,7 +29,7 @@ from bot.actions.usage import gave_up as fleet_gave_up
 from bot.actions.usage import status_facts
 from bot.config_words import note_config  # ingest filters on what config() saw
 from bot.events import CommentEvent, InstallationEvent, IssueEvent, Repository
-from bot.journal import Pin, Progress
+from bot.journal import Progress
 from bot.logs import log
 from bot.ports import Job, RemoteError
 from bot.repo_config import ORG_REPO, PATH, ConfigError, RepoConfig, merge, parse_layer
@@ -106,7 +107,7 @@ class Handler:
         """The pinned decision of an earlier attempt, or a new one (pinned if it acts)."""
         pin = progress.journal.pin
         if pin is not None:
-            return await self._unpin(found, pin)
+            return await unpin(self.ctx, found, pin)
         repo, number = found.repository.full_name, found.issue.number
         permission = await self.ctx.github.permission(
             found.installation_id, repo, found.sender.login
@@ -122,34 +123,10 @@ class Handler:
             **await status_facts(self.ctx, found, config),  # /tembo status: ledger, budget
         )
         decision = policy.decide(found, config, facts)
-        pin = _pin(decision)
+        pin = pinned(decision)
         if pin is not None:
             await progress.write(dataclasses.replace(progress.journal, pin=pin))
         return decision
-
-    async def _unpin(self, found: policy.Trigger, pin: Pin) -> policy.Decision:
-        if pin.kind == "dispatch":
-            return policy.Dispatch(
-                found, pin.platform, pin.agent, force=pin.force, fanout=pin.platforms
-            )
-        records = {
-            r.dispatch_id: r
-            for r in await self.ctx.store.sessions_for_issue(
-                found.repository.full_name, found.issue.number
-            )
-        }
-        if pin.kind == "follow_up":
-            chosen = [records[d] for d in pin.sessions if d in records]
-            able = tuple(r for r in chosen if can(self.ctx, r.platform, "can_message"))
-            if able:
-                unable = tuple(r for r in chosen if r not in able)
-                return policy.FollowUp(found, able, unable)
-        if pin.kind == "stop":
-            return policy.Stop(found, tuple(records[d] for d in pin.sessions if d in records))
-        if pin.kind == "pick" and pin.sessions and pin.sessions[0] in records:
-            others = tuple(records[d] for d in pin.sessions[1:] if d in records)
-            return policy.Pick(found, records[pin.sessions[0]], others)
-        return policy.Ignore("the session an earlier attempt acted on is gone")
 
     async def give_up(self, job: Job, error: RemoteError | Exception) -> None:
         """The job used its attempts: a dispatch says so once on the issue, where its link
@@ -180,23 +157,3 @@ class Handler:
         await status.post(dispatch_status.failed(platform, text, ident=dispatch_id(job)))
         await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))
-
-
-def _pin(decision: policy.Decision) -> Pin | None:
-    if isinstance(decision, policy.Dispatch):
-        return Pin(
-            "dispatch",
-            platform=decision.platform,
-            agent=decision.agent,
-            force=decision.force,
-            platforms=decision.fanout,
-        )
-    if isinstance(decision, policy.FollowUp):
-        chosen = (*decision.sessions, *decision.unable)
-        return Pin("follow_up", sessions=tuple(s.dispatch_id for s in chosen))
-    if isinstance(decision, policy.Stop):
-        return Pin("stop", sessions=tuple(s.dispatch_id for s in decision.sessions))
-    if isinstance(decision, policy.Pick):
-        chosen = (decision.winner, *decision.others)
-        return Pin("pick", sessions=tuple(s.dispatch_id for s in chosen))
-    return None

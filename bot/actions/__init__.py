@@ -9,6 +9,7 @@
     stop        stop the issue's running sessions
     reply       answer on the issue (help, status, refusals, config problems)
     installation  record installations and their repositories
+    pinning     the decision pinned in the journal, so every attempt acts on the same one
 
 Each takes the `Context` (the ports) and the job's `Progress` (its journal) and returns an
 `Outcome`. Shared steps every behaviour uses live here: reacting, editing a session's
