@@ -123,9 +123,13 @@ class Worker:
         # A wake-up while we looked (a delivery queued, a job ended) may be work the answer
         # above does not show yet: look again before calling ourselves idle.
         woken = self._wake.is_set()
-        if not woken and not self._running and (due is None or due - self.clock() > IDLE_HORIZON):
+        pruning = self.clock() >= self._next_prune  # more batches to delete: not idle yet
+        quiet = due is None or due - self.clock() > IDLE_HORIZON
+        if not woken and not pruning and not self._running and quiet:
             self.idle.set()
         delay = POLL_SECONDS if due is None else min(max(due - self.clock(), 0.0), POLL_SECONDS)
+        if pruning:
+            delay = 0.0
         if due is not None and delay <= 0:
             # A due job we could not claim is held back by a running job on the same issue
             # (ours or another replica's): look again shortly, without spinning.
@@ -133,18 +137,20 @@ class Worker:
         await self._sleep(delay)
 
     async def _prune(self) -> None:
-        """Delete finished jobs past their retention and deliveries and replay keys past
-        the dedupe window, a batch per transaction until none is left."""
+        """Delete one batch of finished jobs past their retention and of deliveries and
+        replay keys past the dedupe window. A batch that found rows makes the next one due
+        at once, so a large backlog (the first prune after an upgrade) is worked off
+        between claims instead of holding them up."""
         now = self.clock()
-        self._next_prune = now + PRUNE_EVERY
         jobs_before, deliveries_before = now - self.retention, now - self.dedupe_window
-        deleted = 0
         try:
-            while found := await self.store.prune(jobs_before, deliveries_before, PRUNE_BATCH):
-                deleted += found
+            deleted = await self.store.prune(jobs_before, deliveries_before, PRUNE_BATCH)
         except Exception:
             # The next round tries again; pruning never stops the worker.
+            self._next_prune = now + PRUNE_EVERY
             log(logger, "worker.prune_failed", logging.ERROR, exc_info=True)
+            return
+        self._next_prune = now if deleted else now + PRUNE_EVERY
         if deleted:
             log(logger, "worker.pruned", rows=deleted)
 

@@ -13,6 +13,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from bot import worker
+from bot.ports import Job
 from bot.settings import Settings
 from tests.support import payloads
 from tests.support.app import Clock, Harness, running, signed_headers
@@ -85,4 +87,42 @@ async def test_a_short_retention_frees_payloads_but_keeps_the_dedupe_window(
         assert await store.has_delivery("first")
         assert await send(harness, body, "first") == "duplicate"
         assert await send(harness, body, "replayed") == "duplicate"
+        assert len(harness.tembo.sessions) == 1
+
+
+async def test_a_backlog_is_pruned_a_batch_at_a_time_between_claims(
+    settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first prune after an upgrade may find months of rows: a delivery arriving then
+    is claimed between two batches, not after the last one."""
+    async with world(settings) as (harness, clock):
+        await harness.settle()  # the first round found nothing
+        store = harness.runtime.store
+        order: list[str] = []
+        backlog = [3]  # full batches left, then none
+        real_claim = store.claim
+
+        async def prune(jobs_before: float, deliveries_before: float, batch: int) -> int:
+            order.append("prune")
+            if backlog[0]:
+                backlog[0] -= 1
+                return batch
+            return 0
+
+        async def claim(name: str, now: float, lease_seconds: float) -> Job | None:
+            job = await real_claim(name, now, lease_seconds)
+            if job is not None:
+                order.append("claim")
+            return job
+
+        monkeypatch.setattr(store, "prune", prune)
+        monkeypatch.setattr(store, "claim", claim)
+        clock.now += worker.PRUNE_EVERY  # the next round is due
+        assert await send(harness, json.dumps(payloads.labeled(repo=REPO)).encode(), "d") == (
+            "queued"
+        )
+        await harness.settle()
+        assert order.count("prune") == 4  # settle() waited for the last, empty, batch
+        last_prune = len(order) - 1 - order[::-1].index("prune")
+        assert order.index("claim") < last_prune, order
         assert len(harness.tembo.sessions) == 1
