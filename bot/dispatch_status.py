@@ -138,10 +138,15 @@ def dry_run(request_text: str, *, branch: str, target: str, ident: str) -> str:
     )
 
 
-def failed(platform: str, reason: str, *, ident: str) -> str:
+def failed(platform: str, reason: str, *, ident: str, notes: Sequence[str] = ()) -> str:
+    """A dispatch that started nothing; `notes` say what happened before (a fallback)."""
     entry = platforms.get(platform)
-    what = f"a {entry.display} session" if entry else "the session"
-    return marked(f"😕 Could not start {what}: {reason}", ident)
+    article = "an" if entry and entry.display[:1].lower() in "aeiou" else "a"
+    what = f"{article} {entry.display} session" if entry else "the session"
+    body = f"😕 Could not start {what}: {reason}"
+    if notes:
+        body += "\n\n" + "\n".join(f"- {note}" for note in notes)
+    return marked(body, ident)
 
 
 def limited(over: Over, *, command: str, ident: str) -> str:

@@ -154,6 +154,9 @@ class Handler:
             event.issue.number,
         )
         platform = journal.pin.platform if journal.pin is not None else ""
-        await status.post(dispatch_status.failed(platform, text, ident=dispatch_id(job)))
+        notes = journal.fell_back  # "Tembo answered 503 three times; started on Agen instead"
+        await status.post(
+            dispatch_status.failed(platform, text, ident=dispatch_id(job), notes=notes)
+        )
         await fleet_gave_up(self.ctx, job, event, platform, text, error)  # ledger row, budget back
         await progress.write(dataclasses.replace(progress.journal, reported=True))

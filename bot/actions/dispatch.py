@@ -233,7 +233,10 @@ async def _refused(
     error: PlatformError | None = None,
 ) -> Outcome:
     """The platform cannot be used or said no for good: say so where the link would be."""
-    await status.post(dispatch_status.failed(decision.platform, reason, ident=status.ident))
+    notes = progress.journal.fell_back
+    await status.post(
+        dispatch_status.failed(decision.platform, reason, ident=status.ident, notes=notes)
+    )
     if not progress.journal.creates_unknown:
         # No create reached the platform without an answer: nothing started, nothing spent.
         await ctx.store.end_reservation(status.ident, "released")

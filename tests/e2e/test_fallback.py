@@ -14,6 +14,7 @@ from bot.app import create_app
 from bot.settings import Settings
 from tests.support import payloads
 from tests.support.app import Harness
+from tests.support.fakes import agen as agen_fake
 from tests.support.fakes import route
 from tests.support.fakes.agen import FakeAgen
 from tests.support.fakes.github import FakeGitHub
@@ -128,3 +129,31 @@ async def test_timeouts_on_every_attempt_fall_back_once_the_lookup_proves_nothin
     assert "Tembo gave no answer three times; started on Agen instead" in comment.body
     searches = harness.tembo.calls.count(("GET", "/session/search"))
     assert searches == 3  # before the 2nd and 3rd creates, and before falling back
+
+
+def agen_creates(status: int) -> Callable[[httpx.Request], httpx.Response | None]:
+    """Agen answers `status` to every create (its other calls answer as documented)."""
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/api/v1/sessions":
+            return agen_fake.failure(status, "no sessions for this key today")
+        return None
+
+    return fault
+
+
+@pytest.mark.parametrize(
+    ("status", "ending"),
+    [(400, "Could not start an Agen session"), (503, "gave up after 3 attempts")],
+)
+async def test_when_the_fallback_fails_too_the_comment_still_says_what_came_before(
+    harness_with_agen: Harness, agen: FakeAgen, status: int, ending: str
+) -> None:
+    harness = harness_with_agen
+    harness.tembo.fault = creates(lambda r: httpx.Response(401, json={"error": "bad key"}))
+    agen.fault = agen_creates(status)
+    await label(harness)
+    assert harness.tembo.sessions == [] and agen.sessions == []
+    [comment] = harness.github.app_comments(REPO, 1)
+    assert ending in comment.body
+    assert "- Tembo answered 401; started on Agen instead" in comment.body
