@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -110,12 +110,14 @@ class GitHubClient:
         *,
         budget: Budget | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base = settings.github_api_url
         self._app_id = settings.app_id
         self._key = settings.private_key.reveal() if settings.private_key else None
         self._http = http
         self._clock = clock
+        self._sleep = sleep  # waits for GitHub's limits; tests move a hand clock instead
         self._tokens: dict[int, _Cached] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
         self._files: dict[tuple[int, str, str], _Cached] = {}
@@ -128,6 +130,10 @@ class GitHubClient:
         self.budget = budget
         self._scope = settings.github_content_scope
         self.primary = PrimaryLimit()
+        # Until when GitHub's last secondary-limit answer asked this process to wait. Reads
+        # wait for it too (GitHub's docs: no new request before then); content calls wait
+        # on the budget's pause in the store, which every replica shares.
+        self.secondary_until = 0.0
 
     # -- authentication -------------------------------------------------------
 
@@ -254,7 +260,7 @@ class GitHubClient:
         content = method in CONTENT_METHODS and self.budget is not None
         key = budget_key(self._scope, self._app_id, installation_id)
         for attempt in range(1, LIMITED_TRIES + 1):
-            await self._primary_wait(installation_id)
+            await self._primary_wait(installation_id, secondary=not content)
             if content and self.budget is not None:
                 await self.budget.take(key, priority, wait=wait)
             try:
@@ -266,6 +272,10 @@ class GitHubClient:
                     # The token was revoked or the installation changed: fetch a new one.
                     self._tokens.pop(installation_id, None)
                     exc.transient = True
+                if secondary_limit(exc):
+                    assert exc.retry_after is not None
+                    until = self._clock() + exc.retry_after
+                    self.secondary_until = max(self.secondary_until, until)
                 if not (content and self.budget is not None and secondary_limit(exc)):
                     raise
                 # Every caller of every replica stops until GitHub's pause ends.
@@ -277,11 +287,16 @@ class GitHubClient:
                     raise
         raise AssertionError("unreachable")
 
-    async def _primary_wait(self, installation_id: int) -> None:
-        delay = self.primary.delay(installation_id, self._clock())
+    async def _primary_wait(self, installation_id: int, *, secondary: bool) -> None:
+        """Wait out the installation's primary limit and, with `secondary`, this process's
+        last secondary-limit pause (content calls wait for that in the budget instead)."""
+        now = self._clock()
+        delay = self.primary.delay(installation_id, now)
+        if secondary:
+            delay = max(delay, self.secondary_until - now)
         if delay > 0:
             async with parked():
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
 
     async def _json(self, installation_id: int, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(installation_id, method, path, **kwargs)

@@ -217,6 +217,37 @@ async def test_a_primary_limit_answer_does_not_pause_the_shared_budget(
     await store.close()
 
 
+async def test_a_secondary_limit_on_a_read_holds_the_next_read_until_it_ends(
+    settings: Settings, github: FakeGitHub
+) -> None:
+    clock = Clock()
+    github.clock = clock
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        clock.now += seconds
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(github))
+    gh = GitHubClient(settings, http, clock=clock, sleep=sleep)
+
+    def limited_once(request: httpx.Request) -> httpx.Response | None:
+        if "/permission" not in request.url.path or waited:
+            return None
+        message = "You have exceeded a secondary rate limit. Please wait a few minutes."
+        return httpx.Response(403, json={"message": message}, headers={"retry-after": "60"})
+
+    github.fault = limited_once
+    with pytest.raises(GitHubError) as raised:
+        await gh.permission(1, REPO, "octocat")
+    assert raised.value.transient and not raised.value.primary
+    clock.now += 15
+    assert await gh.read_file(1, REPO, ".github/tembo.yml") is None  # another read, held
+    assert waited == [pytest.approx(45)]
+    assert await gh.permission(1, REPO, "octocat") == "read"
+    assert waited == [pytest.approx(45)]  # the pause is over: no more waiting
+
+
 async def test_ghes_base_path_is_used_for_every_call(app_key: KeyPair, settings: Settings) -> None:
     github = FakeGitHub(public_key=app_key.public, host="ghe.acme.test", prefix="/api/v3")
     ghes = settings.replace(github_api_url=github.base_url)
