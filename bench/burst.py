@@ -38,15 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench import report
 from bench.fakes import SecondaryLimit, SessionTimes
 from bench.ingest import postgres_schema
 from bench.processes import HOST, Server, child_env, free_port
 from tests.support import payloads
-from tests.support.app import WEBHOOK_SECRET, signed_headers
+from tests.support.app import WEBHOOK_SECRET, KeyPair, signed_headers
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.server import FakeServer, tally
 from tests.support.fakes.tembo import FakeTembo
@@ -59,21 +57,6 @@ SEND_CONCURRENCY = 16
 GOAL_SESSIONS_S = 30.0
 GOAL_FRACTION = 0.9
 GOAL_CALLS_PER_DISPATCH = 2.0
-
-
-def keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 def plan(issues: int, repos: int, installations: int) -> list[tuple[int, str, int]]:
@@ -185,7 +168,8 @@ def run(
     min_s = least_time(calls_needed, windows)
     timeout = timeout or max(60.0, 2 * min_s + 60)
 
-    private, public = keys()
+    keys = KeyPair.generate()
+    private, public = keys.private, keys.public
     github = FakeGitHub(public_key=public)
     for _, repo, _ in work:
         github.permissions[(repo, SENDER)] = "write"

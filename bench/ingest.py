@@ -128,11 +128,13 @@ def serve_server(
     """`python -m bot serve` as a user runs it, the worker dispatching to loopback fakes of
     GitHub and Tembo: on SQLite (the default) one process, ingest and the worker sharing
     it; on PostgreSQL a supervisor, `--workers N` ingest processes and a worker process."""
+    from tests.support.app import KeyPair
     from tests.support.fakes.github import FakeGitHub
     from tests.support.fakes.server import FakeServer
     from tests.support.fakes.tembo import FakeTembo
 
-    private, public = rsa_pair()
+    keys = KeyPair.generate()
+    private, public = keys.private, keys.public
     github = FakeGitHub(public_key=public)
     for i in range(50):
         github.permissions[(f"bench-org-{i % 5}/repo-{i}", "Codertocat")] = "write"
@@ -242,23 +244,6 @@ def postgres_schema(tree: Path = ROOT) -> Iterator[tuple[str | None, str | None]
         yield f"{url}{'&' if '?' in url else '?'}search_path={schema}", None
     finally:
         asyncio.run(admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-
-
-def rsa_pair() -> tuple[str, str]:
-    """(private, public) PEM of a fresh key, for the App and the GitHub fake."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public.decode()
 
 
 def rsa_key() -> str:

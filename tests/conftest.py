@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.settings import PlatformEnv, Secret, Settings
 from tests.support.app import WEBHOOK_SECRET, Harness, KeyPair, running
@@ -25,18 +23,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def app_key() -> KeyPair:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return KeyPair(private, public)
+    return KeyPair.generate()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import policy
 from bot.actions import Change, Context, Outcome, dispatch_id, edit_views, react
-from bot.actions.stop import noted, stop_one
+from bot.actions.stop import stop_once
 from bot.actions.usage import note
 from bot.journal import Progress
 from bot.logs import log
@@ -54,14 +54,8 @@ async def _stop(
     ctx: Context, progress: Progress, found: policy.Trigger, record: SessionRecord, why: str
 ) -> Change:
     """Stop one of the others, once (journaled); what its row shows next."""
-    if record.dispatch_id not in progress.journal.stopped:
-        if not await stop_one(ctx, record):
-            await noted(ctx, progress, found, record, "cannot stop", why)
-            notes = record.view.notes
-            notes += () if CANNOT_STOP in notes else (CANNOT_STOP,)
-            return record, dataclasses.replace(record.view, notes=notes), None
-        stopped = (*progress.journal.stopped, record.dispatch_id)
-        await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
-    await ctx.store.end_reservation(record.dispatch_id, "ended")
-    await noted(ctx, progress, found, record, "stopped", why)
+    if not await stop_once(ctx, progress, found, record, why):
+        notes = record.view.notes
+        notes += () if CANNOT_STOP in notes else (CANNOT_STOP,)
+        return record, dataclasses.replace(record.view, notes=notes), None
     return record, dataclasses.replace(record.view, phase="stopped", reason=why), "stopped"

@@ -41,19 +41,12 @@ async def stop(
     for record in decision.sessions:
         if record.status == "stopped":
             continue  # an earlier attempt of this job stopped it and said so
-        if record.dispatch_id not in progress.journal.stopped:
-            if not await stop_one(ctx, record):
-                unstoppable.append(record)
-                continue
-            stopped = (*progress.journal.stopped, record.dispatch_id)
-            await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
+        if not await stop_once(ctx, progress, found, record, why):
+            unstoppable.append(record)
+            continue
         view = dataclasses.replace(record.view, phase="stopped", reason=why)
         await edit_view(ctx, record, view, "stopped", priority=Priority.REPLY)
-        await ctx.store.end_reservation(record.dispatch_id, "ended")
-        await noted(ctx, progress, found, record, "stopped", why)
         log(logger, "session.stopped", session_id=record.session_id, **fields)
-    for record in unstoppable:
-        await noted(ctx, progress, found, record, "cannot stop", why)
     if unstoppable and not progress.journal.told_unstoppable:
         await ctx.github.create_comment(
             found.installation_id,
@@ -64,6 +57,23 @@ async def stop(
         )
         await progress.write(dataclasses.replace(progress.journal, told_unstoppable=True))
     return Outcome("done", why)
+
+
+async def stop_once(
+    ctx: Context, progress: Progress, found: policy.Trigger, record: SessionRecord, why: str
+) -> bool:
+    """Stop one session unless this job already did (journaled), hand back its budget
+    reservation and write its ledger row; False (and a "cannot stop" row) when its
+    platform cannot stop it."""
+    if record.dispatch_id not in progress.journal.stopped:
+        if not await stop_one(ctx, record):
+            await noted(ctx, progress, found, record, "cannot stop", why)
+            return False
+        stopped = (*progress.journal.stopped, record.dispatch_id)
+        await progress.write(dataclasses.replace(progress.journal, stopped=stopped))
+    await ctx.store.end_reservation(record.dispatch_id, "ended")
+    await noted(ctx, progress, found, record, "stopped", why)
+    return True
 
 
 async def noted(

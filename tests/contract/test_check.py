@@ -15,8 +15,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.adapters.sql import migrations
 from bot.adapters.store import open_store
@@ -109,12 +107,7 @@ async def test_a_good_configuration_passes_every_check(
 async def test_a_key_of_another_app_says_how_to_fix_it(
     ready: Settings, github: FakeGitHub, tembo: FakeTembo, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = other.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = KeyPair.generate().private
     code, lines = await check(ready.replace(private_key=Secret(pem)), github, tembo, capsys)
     assert code == 1
     assert line(lines, "PRIVATE_KEY parses").startswith("✓")  # it is a key, just not this App's

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 
 from bot import webhook
@@ -39,6 +41,25 @@ class Clock:
 class KeyPair:
     private: str
     public: str
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        """A fresh RSA key as PEM: the App's private key and the public half a GitHub fake
+        checks its JWTs with."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        public = (
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+        return cls(private, public)
 
 
 def signed_headers(
