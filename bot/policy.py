@@ -75,6 +75,11 @@ class FollowUp:
     sessions: tuple[SessionRecord, ...]
     unable: tuple[SessionRecord, ...] = ()
 
+    @property
+    def fanout(self) -> bool:
+        """To a fan-out's sessions (more than one, able to take it or not)."""
+        return len(self.sessions) + len(self.unable) > 1
+
 
 @dataclass(frozen=True)
 class Stop:

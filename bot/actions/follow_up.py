@@ -43,11 +43,10 @@ async def follow_up(
     for record in decision.unable:
         await _note(ctx, decision, progress, record, "cannot send", "takes no messages")
     await _show_sent(ctx, found, sent)
-    fanout = len(decision.sessions) + len(decision.unable) > 1
-    if (fanout or refused) and not progress.journal.replied:
+    if (decision.fanout or refused) and not progress.journal.replied:
         body = (
             messages.follow_up_fanout(found.sender.login, sent, refused, decision.unable)
-            if fanout
+            if decision.fanout
             else messages.follow_up_failed(*refused[0])
         )
         await ctx.github.create_comment(
@@ -106,6 +105,6 @@ async def _note(
     """The ledger row of the follow-up to one session, written once. A lone session keeps
     the key it always had, so a job from before fan-outs writes no second row."""
     key = f"{dispatch_id(progress.job)}:follow_up"
-    if len(decision.sessions) + len(decision.unable) > 1:
+    if decision.fanout:
         key += f":{record.dispatch_id}"
     await note_session(ctx, decision.trigger, "follow_up", outcome, record, key=key, detail=detail)
